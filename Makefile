@@ -1,0 +1,50 @@
+# Warden's commands. `make run` starts everything on the embedded default; `make test` runs the suite.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-dev run test lint format migrate clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed  ## Create .venv and install the runtime requirements
+
+install-dev: $(VENV)/.dev-installed  ## Install the development and test requirements too
+
+run: install  ## Set up SQLite, the admin user and demo data; start the web server and a Celery worker
+	bin/warden-run
+
+test: install-dev  ## Run the whole test suite (PYTEST_ARGS="-k foo" to narrow it)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev  ## ruff, formatting, mypy and the import-layer contract
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
+
+format: install-dev  ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrate: install  ## Apply database migrations
+	$(PY) manage.py migrate
+
+clean:  ## Remove the local database, queues and collected static files (keeps .venv)
+	rm -rf var

@@ -1,0 +1,18 @@
+"""Settings for the test suite: the local defaults with fast hashing and deterministic keys.
+
+`DATABASE_URL` and `CELERY_BROKER_URL` still come from the environment, so the same suite
+runs on SQLite and on PostgreSQL/Redis (see .ci/run).
+"""
+
+from __future__ import annotations
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import env
+
+SECRET_KEY = env.str("SECRET_KEY", default="test-only-secret-key-not-for-production-use-0123456789")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,45 @@
+"""Warden's own settings: one `WARDEN` dict in Django settings, read through one accessor.
+
+Unknown keys are refused at start-up, so a typo in a deployment never silently falls back to
+a default. Modelled on DRF's `api_settings`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # Shown as the provider of agent cards.
+    "ORGANIZATION_NAME": "Warden",
+    "ORGANIZATION_URL": "http://127.0.0.1:8000/",
+    # Largest API request body accepted; larger requests get 413.
+    "API_MAX_REQUEST_BYTES": 256 * 1024,
+    # Lifetime of a newly issued agent key when the issuer gives no expiry (0: no expiry).
+    "CREDENTIAL_DEFAULT_TTL_DAYS": 90,
+}
+
+
+class WardenSettings:
+    """Attribute access to `settings.WARDEN` with defaults; unknown keys are an error."""
+
+    def _user_settings(self) -> dict[str, Any]:
+        return dict(getattr(settings, "WARDEN", {}))
+
+    def validate(self) -> None:
+        """Raise ImproperlyConfigured naming any key of `settings.WARDEN` Warden does not know."""
+        unknown = sorted(set(self._user_settings()) - set(DEFAULTS))
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown WARDEN setting(s): {', '.join(unknown)}. Known: {', '.join(sorted(DEFAULTS))}."
+            )
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown WARDEN setting {name!r}.")
+        return self._user_settings().get(name, DEFAULTS[name])
+
+
+warden_settings = WardenSettings()

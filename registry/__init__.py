@@ -1,0 +1,1 @@
+"""The Agent Registry: agents, roles, grants and credentials, and their change history."""

@@ -1,0 +1,1 @@
+"""The registry's REST API (/api/v1/agents, roles, grants, credentials)."""

@@ -1,0 +1,143 @@
+"""A small demo registry for `make run`: an anti-money-laundering team of agents.
+
+Loaded through the services, so the demo has a history like any real registry. Idempotent:
+agents and roles that already exist are left as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from core.actors import Actor
+from registry import services
+from registry.choices import AgentStatus, ModelKind, RiskTier
+from registry.models import Agent, Role
+
+ROLES = [
+    ("aml-analyst", "AML analyst", "Reads alerts and transactions for anti-money-laundering triage."),
+    ("case-writer", "Case writer", "Documents investigations and files reports."),
+    ("orchestrator", "Orchestrator", "Plans work and delegates to specialised agents."),
+]
+
+ROLE_GRANTS = [
+    ("aml-analyst", "aml.alerts.read", {}, 120, "Triage needs the alert queue."),
+    ("aml-analyst", "transactions.query", {"limit": {"maximum": 500}}, 60, "Analysis of flagged accounts."),
+    ("case-writer", "case.file_report", {"case_id": {"pattern": "^CASE-[0-9]{6}$"}}, 10, "Reports are filed per case."),
+]
+
+AGENTS: list[dict[str, Any]] = [
+    {
+        "slug": "aml-orchestrator",
+        "name": "AML orchestrator",
+        "role": "orchestrator",
+        "model_name": "gpt-4.1",
+        "model_kind": ModelKind.LLM,
+        "risk_tier": RiskTier.HIGH,
+        "team": "Financial crime",
+        "description": "Plans each alert's investigation and hands steps to the specialised agents.",
+        "scope": {
+            "data_domains": ["alerts", "transactions", "cases"],
+            "environments": ["production"],
+            "max_delegation_depth": 2,
+        },
+    },
+    {
+        "slug": "alert-triage",
+        "name": "Alert triage",
+        "role": "aml-analyst",
+        "model_name": "granite-3.1-2b",
+        "model_kind": ModelKind.SLM,
+        "risk_tier": RiskTier.MEDIUM,
+        "team": "Financial crime",
+        "supervisor": "aml-orchestrator",
+        "description": "Scores incoming AML alerts and discards obvious false positives.",
+        "scope": {"data_domains": ["alerts"], "environments": ["production"], "max_delegation_depth": 0},
+    },
+    {
+        "slug": "transaction-analysis",
+        "name": "Transaction analysis",
+        "role": "aml-analyst",
+        "model_name": "phi-4-mini",
+        "model_kind": ModelKind.SLM,
+        "risk_tier": RiskTier.HIGH,
+        "team": "Financial crime",
+        "supervisor": "aml-orchestrator",
+        "description": "Follows the money across accounts linked to an alert.",
+        "scope": {"data_domains": ["transactions"], "environments": ["production"], "max_delegation_depth": 0},
+        "grants": [
+            (
+                "payments.freeze_account",
+                {"amount": {"maximum": 10000}, "currency": {"enum": ["EUR"]}},
+                5,
+                "Freeze accounts under investigation, up to 10,000 EUR without escalation.",
+            )
+        ],
+    },
+    {
+        "slug": "case-documentation",
+        "name": "Case documentation",
+        "role": "case-writer",
+        "model_name": "llama-3.2-3b",
+        "model_kind": ModelKind.SLM,
+        "risk_tier": RiskTier.MEDIUM,
+        "team": "Financial crime",
+        "supervisor": "aml-orchestrator",
+        "description": "Writes the case file and the suspicious activity report draft.",
+        "scope": {"data_domains": ["cases"], "environments": ["production"], "max_delegation_depth": 0},
+    },
+    {
+        "slug": "customer-service",
+        "name": "Customer service",
+        "role": None,
+        "model_name": "qwen2.5-1.5b",
+        "model_kind": ModelKind.SLM,
+        "risk_tier": RiskTier.LOW,
+        "team": "Retail",
+        "status": AgentStatus.DRAFT,
+        "description": "Answers customers' questions about their accounts; being onboarded.",
+        "scope": {"data_domains": ["customers"], "environments": ["staging"], "max_delegation_depth": 0},
+        "grants": [
+            ("email.send", {"to": {"pattern": "^[^@]+@customers\\.example\\.com$"}}, 30, "Replies to customers only.")
+        ],
+    },
+]
+
+
+@transaction.atomic
+def load_demo_registry(owner_username: str) -> int:
+    """Create the demo roles, agents and grants owned by `owner_username`; returns agents added."""
+    actor = Actor.system("demo-loader")
+    owner = get_user_model().objects.get(username=owner_username)
+    roles = {role.slug: role for role in Role.objects.all()}
+    for slug, name, description in ROLES:
+        if slug not in roles:
+            roles[slug] = services.role_create(actor=actor, slug=slug, name=name, description=description)
+            for role_slug, tool, constraints, rate, reason in ROLE_GRANTS:
+                if role_slug == slug:
+                    services.grant_create(
+                        actor=actor,
+                        role=roles[slug],
+                        tool=tool,
+                        constraints=constraints,
+                        rate_limit_per_minute=rate,
+                        reason=reason,
+                    )
+    added = 0
+    for spec in AGENTS:
+        if Agent.objects.filter(slug=spec["slug"]).exists():
+            continue
+        fields = {key: value for key, value in spec.items() if key not in {"grants", "status"}}
+        fields["role"] = roles[spec["role"]] if spec["role"] else None
+        fields["supervisor"] = Agent.objects.get(slug=spec["supervisor"]) if spec.get("supervisor") else None
+        agent = services.agent_create(actor=actor, owner=owner, **fields)
+        for tool, constraints, rate, reason in spec.get("grants", []):
+            services.grant_create(
+                actor=actor, agent=agent, tool=tool, constraints=constraints, rate_limit_per_minute=rate, reason=reason
+            )
+        if spec.get("status", AgentStatus.ACTIVE) == AgentStatus.ACTIVE:
+            services.agent_transition(actor=actor, agent=agent, to=AgentStatus.ACTIVE)
+        added += 1
+    return added

@@ -1,0 +1,495 @@
+"""Every write to the registry. Each service is atomic, validates with `full_clean()` and
+records one `ChangeRecord` per change in the same transaction, with the actor.
+
+Views, the admin, commands and tasks call these; nothing else saves registry models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.utils import timezone
+
+from core.actors import Actor
+from core.conf import warden_settings
+from core.errors import AuthenticationFailed, Conflict, IllegalTransition, InvalidInput
+from registry.choices import (
+    AGENT_TRANSITIONS,
+    TRANSITIONS_NEEDING_REASON,
+    AgentStatus,
+    ChangeAction,
+)
+from registry.keys import generate_key, key_matches, parse_prefix
+from registry.models import Agent, ChangeRecord, Credential, Grant, Role, in_service
+
+# Fields never copied into change records.
+_SECRET_FIELDS = frozenset({"secret_hash"})
+# How often a key's last use is written back (a write per request would cost the hot path).
+_LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """Mark the enclosed saves as made by a service (see RecordedModel)."""
+    token = in_service.set(True)
+    try:
+        yield
+    finally:
+        in_service.reset(token)
+
+
+def snapshot(instance: models.Model) -> dict[str, Any]:
+    """A JSON-safe copy of a model's concrete fields (foreign keys as ids), secrets left out."""
+    data = {
+        field.attname: getattr(instance, field.attname)
+        for field in instance._meta.concrete_fields
+        if field.attname not in _SECRET_FIELDS
+    }
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def _record(
+    *,
+    actor: Actor,
+    action: str,
+    instance: models.Model,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str = "",
+) -> ChangeRecord:
+    changed = sorted(
+        key
+        for key in set(before or {}) | set(after or {})
+        if (before or {}).get(key) != (after or {}).get(key) and key != "updated_at"
+    )
+    agent_id = role_id = None
+    if isinstance(instance, Agent):
+        agent_id = instance.pk
+    elif isinstance(instance, Role):
+        role_id = instance.pk
+    else:
+        agent_id = getattr(instance, "agent_id", None)
+        role_id = getattr(instance, "role_id", None)
+    return ChangeRecord.objects.create(
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_label=actor.label,
+        action=action,
+        subject_type=instance._meta.model_name or "",
+        subject_id=str(instance.pk),
+        agent_id=agent_id,
+        role_id=role_id,
+        before=before,
+        after=after,
+        changed_fields=changed,
+        reason=reason,
+    )
+
+
+def _save(instance: models.Model) -> None:
+    instance.full_clean()
+    with _writing():
+        instance.save()
+
+
+def _user_of(actor: Actor) -> Any:
+    """The Django user behind a user actor (for `granted_by` / `created_by`), else None."""
+    if actor.kind != "user":
+        return None
+    return get_user_model().objects.filter(pk=actor.id).first()
+
+
+def _apply(instance: models.Model, changes: dict[str, Any], editable: frozenset[str]) -> None:
+    unknown = sorted(set(changes) - editable)
+    if unknown:
+        raise InvalidInput(
+            "These fields cannot be changed here.",
+            detail={name: ["This field cannot be changed here."] for name in unknown},
+        )
+    for name, value in changes.items():
+        setattr(instance, name, value)
+
+
+@transaction.atomic
+def record_unattributed_save(*, instance: models.Model, save: Callable[[], None]) -> None:
+    """Save a registry object written outside the services, and record that it happened.
+
+    Keeps the promise that every change leaves a trace, even one made with `.save()` from a
+    shell; the actor is the system, named `unattributed`, with the operating-system user.
+    """
+    before = None
+    if not instance._state.adding:
+        current = type(instance)._default_manager.filter(pk=instance.pk).first()
+        before = snapshot(current) if current is not None else None
+    save()
+    _record(
+        actor=Actor.system("unattributed"),
+        action=ChangeAction.UNATTRIBUTED_SAVE,
+        instance=instance,
+        before=before,
+        after=snapshot(instance),
+    )
+
+
+# Roles -------------------------------------------------------------------------------------
+
+ROLE_EDITABLE = frozenset({"slug", "name", "description"})
+
+
+@transaction.atomic
+def role_create(*, actor: Actor, slug: str, name: str, description: str = "") -> Role:
+    """Create a role (an authority template); grants are added with `grant_create`."""
+    role = Role(slug=slug, name=name, description=description)
+    _save(role)
+    _record(actor=actor, action=ChangeAction.ROLE_CREATED, instance=role, before=None, after=snapshot(role))
+    return role
+
+
+@transaction.atomic
+def role_update(*, actor: Actor, role: Role, **changes: Any) -> Role:
+    """Change a role's name, slug or description."""
+    role = Role.objects.select_for_update().get(pk=role.pk)
+    before = snapshot(role)
+    _apply(role, changes, ROLE_EDITABLE)
+    _save(role)
+    _record(actor=actor, action=ChangeAction.ROLE_UPDATED, instance=role, before=before, after=snapshot(role))
+    return role
+
+
+@transaction.atomic
+def role_delete(*, actor: Actor, role: Role) -> None:
+    """Delete a role no agent uses, with its grants (each removal recorded)."""
+    role = Role.objects.select_for_update().get(pk=role.pk)
+    members = list(role.agents.values_list("slug", flat=True)[:20])
+    if members:
+        raise Conflict(
+            "This role is still assigned; move its agents to another role first.",
+            detail={"agents": members},
+        )
+    for grant in role.grants.all():
+        grant_delete(actor=actor, grant=grant, reason=f"Role {role.slug} deleted.")
+    before = snapshot(role)
+    _record(actor=actor, action=ChangeAction.ROLE_DELETED, instance=role, before=before, after=None)
+    with _writing():
+        role.delete()
+
+
+# Agents ------------------------------------------------------------------------------------
+
+AGENT_EDITABLE = frozenset(
+    {
+        "slug",
+        "name",
+        "description",
+        "version",
+        "endpoint_url",
+        "owner",
+        "team",
+        "role",
+        "risk_tier",
+        "scope",
+        "model_name",
+        "model_kind",
+        "model_version",
+        "supervisor",
+    }
+)
+
+
+@transaction.atomic
+def agent_create(*, actor: Actor, **fields: Any) -> Agent:
+    """Register an agent. It starts as a draft: it cannot act until activated."""
+    if "status" in fields and fields["status"] not in (None, AgentStatus.DRAFT):
+        raise InvalidInput(
+            "New agents start as drafts; activate them afterwards.",
+            detail={"status": ["New agents start as 'draft'."]},
+        )
+    fields.pop("status", None)
+    agent = Agent()
+    _apply(agent, fields, AGENT_EDITABLE)
+    _save(agent)
+    _record(actor=actor, action=ChangeAction.AGENT_CREATED, instance=agent, before=None, after=snapshot(agent))
+    return agent
+
+
+@transaction.atomic
+def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
+    """Change an agent's profile. Status moves go through `agent_transition` instead."""
+    if "status" in changes:
+        raise InvalidInput(
+            "Change the status with a transition (activate, suspend, quarantine, retire).",
+            detail={"status": ["Use the status transition endpoint."]},
+        )
+    current = Agent.objects.select_for_update().get(pk=agent.pk)
+    if current.status == AgentStatus.RETIRED:
+        raise Conflict("Retired agents are kept for the record and cannot be changed.")
+    before = snapshot(current)
+    _apply(current, changes, AGENT_EDITABLE)
+    _save(current)
+    after = snapshot(current)
+    if after != before:
+        _record(actor=actor, action=ChangeAction.AGENT_UPDATED, instance=current, before=before, after=after)
+    return current
+
+
+def allowed_transitions(agent: Agent) -> list[str]:
+    """The statuses the agent may move to from its current status."""
+    return sorted(AGENT_TRANSITIONS[agent.status])
+
+
+@transaction.atomic
+def agent_transition(*, actor: Actor, agent: Agent, to: str, reason: str = "") -> Agent:
+    """Move an agent through its lifecycle, refusing illegal moves (409).
+
+    Entering or leaving quarantine needs a reason. Retiring an agent revokes its keys.
+    """
+    if to not in AgentStatus.values:
+        raise InvalidInput(
+            f"Unknown status {to!r}.", detail={"status": [f"Choose one of: {', '.join(AgentStatus.values)}."]}
+        )
+    current = Agent.objects.select_for_update().get(pk=agent.pk)
+    if to not in AGENT_TRANSITIONS[current.status]:
+        raise IllegalTransition(
+            f"An agent cannot go from {current.status} to {to}.",
+            detail={"status": current.status, "allowed": allowed_transitions(current)},
+        )
+    reason = reason.strip()
+    if (current.status, to) in TRANSITIONS_NEEDING_REASON and not reason:
+        raise InvalidInput(
+            "Say why: entering or leaving quarantine needs a reason.",
+            detail={"reason": ["A reason is required for this status change."]},
+        )
+    before = snapshot(current)
+    current.status = to
+    current.status_changed_at = timezone.now()
+    _save(current)
+    _record(
+        actor=actor,
+        action=ChangeAction.AGENT_STATUS_CHANGED,
+        instance=current,
+        before=before,
+        after=snapshot(current),
+        reason=reason,
+    )
+    if to == AgentStatus.RETIRED:
+        for credential in current.credentials.filter(revoked_at__isnull=True):
+            credential_revoke(actor=actor, credential=credential, reason="Agent retired.")
+    return current
+
+
+# Grants ------------------------------------------------------------------------------------
+
+GRANT_EDITABLE = frozenset(
+    {"agent", "role", "tool", "constraints", "rate_limit_per_minute", "valid_from", "valid_until", "reason"}
+)
+
+
+def _check_grant_holder(grant: Grant) -> None:
+    if grant.agent is not None and grant.agent.status == AgentStatus.RETIRED:
+        raise Conflict("Retired agents cannot receive authority.")
+
+
+@transaction.atomic
+def grant_create(*, actor: Actor, reason: str, **fields: Any) -> Grant:
+    """Give an agent or a role authority over one tool, recording who granted it and why."""
+    grant = Grant(reason=reason.strip(), granted_by=_user_of(actor))
+    _apply(grant, fields, GRANT_EDITABLE)
+    _check_grant_holder(grant)
+    _save(grant)
+    _record(
+        actor=actor,
+        action=ChangeAction.GRANT_ADDED,
+        instance=grant,
+        before=None,
+        after=snapshot(grant),
+        reason=grant.reason,
+    )
+    return grant
+
+
+@transaction.atomic
+def grant_update(*, actor: Actor, grant: Grant, **changes: Any) -> Grant:
+    """Change a grant's constraints, limits, window or reason."""
+    current = Grant.objects.select_for_update().get(pk=grant.pk)
+    before = snapshot(current)
+    _apply(current, changes, GRANT_EDITABLE)
+    _check_grant_holder(current)
+    _save(current)
+    after = snapshot(current)
+    if after != before:
+        _record(
+            actor=actor,
+            action=ChangeAction.GRANT_CHANGED,
+            instance=current,
+            before=before,
+            after=after,
+            reason=str(changes.get("reason", "")),
+        )
+    return current
+
+
+@transaction.atomic
+def grant_delete(*, actor: Actor, grant: Grant, reason: str = "") -> None:
+    """Withdraw a grant."""
+    current = Grant.objects.select_for_update().get(pk=grant.pk)
+    _record(
+        actor=actor,
+        action=ChangeAction.GRANT_REMOVED,
+        instance=current,
+        before=snapshot(current),
+        after=None,
+        reason=reason,
+    )
+    with _writing():
+        current.delete()
+
+
+# Credentials -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """A newly issued credential with its plaintext key, which is never available again."""
+
+    credential: Credential
+    key: str
+
+
+def _default_expiry() -> dt.datetime | None:
+    days = warden_settings.CREDENTIAL_DEFAULT_TTL_DAYS
+    return timezone.now() + dt.timedelta(days=days) if days else None
+
+
+def _new_credential(
+    *, actor: Actor, agent: Agent, name: str, expires_at: dt.datetime | None, replaces: Credential | None
+) -> IssuedCredential:
+    if agent.status == AgentStatus.RETIRED:
+        raise Conflict("Retired agents cannot be given keys.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidInput("The expiry must be in the future.", detail={"expires_at": ["Must be in the future."]})
+    generated = generate_key()
+    credential = Credential(
+        agent=agent,
+        name=name.strip(),
+        prefix=generated.prefix,
+        secret_hash=generated.secret_hash,
+        created_by=_user_of(actor),
+        expires_at=expires_at,
+        replaces=replaces,
+    )
+    _save(credential)
+    return IssuedCredential(credential=credential, key=generated.key)
+
+
+@transaction.atomic
+def credential_issue(
+    *, actor: Actor, agent: Agent, name: str = "", expires_at: dt.datetime | None = None
+) -> IssuedCredential:
+    """Issue a new API key for an agent. The plaintext is returned once and never stored."""
+    issued = _new_credential(
+        actor=actor, agent=agent, name=name, expires_at=expires_at or _default_expiry(), replaces=None
+    )
+    _record(
+        actor=actor,
+        action=ChangeAction.CREDENTIAL_ISSUED,
+        instance=issued.credential,
+        before=None,
+        after=snapshot(issued.credential),
+    )
+    return issued
+
+
+@transaction.atomic
+def credential_rotate(
+    *, actor: Actor, credential: Credential, grace: dt.timedelta = dt.timedelta(0)
+) -> IssuedCredential:
+    """Replace a key with a new one. The old key stops working now, or after `grace`."""
+    current = Credential.objects.select_for_update().select_related("agent").get(pk=credential.pk)
+    if current.state() != "active":
+        raise Conflict(f"This key is {current.state()}; issue a new key instead of rotating it.")
+    if hasattr(current, "replaced_by"):
+        raise Conflict("This key was already rotated.")
+    issued = _new_credential(
+        actor=actor,
+        agent=current.agent,
+        name=current.name,
+        expires_at=_default_expiry(),
+        replaces=current,
+    )
+    before = snapshot(current)
+    if grace > dt.timedelta(0):
+        current.expires_at = min(filter(None, [current.expires_at, timezone.now() + grace]))
+    else:
+        current.revoked_at = timezone.now()
+        current.revoked_reason = "Rotated."
+    _save(current)
+    _record(
+        actor=actor,
+        action=ChangeAction.CREDENTIAL_ROTATED,
+        instance=current,
+        before=before,
+        after=snapshot(current),
+        reason=f"Replaced by key {issued.credential.prefix}.",
+    )
+    _record(
+        actor=actor,
+        action=ChangeAction.CREDENTIAL_ISSUED,
+        instance=issued.credential,
+        before=None,
+        after=snapshot(issued.credential),
+        reason=f"Rotation of key {current.prefix}.",
+    )
+    return issued
+
+
+@transaction.atomic
+def credential_revoke(*, actor: Actor, credential: Credential, reason: str = "") -> Credential:
+    """Revoke a key at once. Revoking an already revoked key changes nothing."""
+    current = Credential.objects.select_for_update().get(pk=credential.pk)
+    if current.revoked_at is not None:
+        return current
+    before = snapshot(current)
+    current.revoked_at = timezone.now()
+    current.revoked_reason = reason.strip()
+    _save(current)
+    _record(
+        actor=actor,
+        action=ChangeAction.CREDENTIAL_REVOKED,
+        instance=current,
+        before=before,
+        after=snapshot(current),
+        reason=current.revoked_reason,
+    )
+    return current
+
+
+def credential_authenticate(key: str) -> Credential:
+    """The active credential for a presented key, or AuthenticationFailed saying why not.
+
+    One indexed lookup by prefix, then a constant-time hash comparison.
+    """
+    prefix = parse_prefix(key)
+    if prefix is None:
+        raise AuthenticationFailed("Malformed key: expected wdn_<prefix>_<secret>.", detail={"reason": "malformed"})
+    credential = Credential.objects.select_related("agent").filter(prefix=prefix).first()
+    if credential is None or not key_matches(key, credential.secret_hash):
+        raise AuthenticationFailed("Unknown key.", detail={"reason": "unknown"})
+    state = credential.state()
+    if state != "active":
+        raise AuthenticationFailed(
+            f"This key is {state}; ask the agent's owner for a new one.", detail={"reason": state}
+        )
+    now = timezone.now()
+    if credential.last_used_at is None or now - credential.last_used_at > _LAST_USED_RESOLUTION:
+        # A usage timestamp, not a governed change: a plain UPDATE, no change record.
+        Credential.objects.filter(pk=credential.pk).update(last_used_at=now)
+        credential.last_used_at = now
+    return credential
