@@ -14,7 +14,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -166,6 +165,12 @@ class CredentialInline(admin.TabularInline):
 class AgentAdminForm(forms.ModelForm):
     """The agent form, with readable JSON for the scope."""
 
+    endpoint_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text=Agent._meta.get_field("endpoint_url").help_text,
+    )
+
     class Meta:
         model = Agent
         fields = sorted(services.AGENT_EDITABLE)
@@ -192,7 +197,6 @@ class AgentAdmin(admin.ModelAdmin):
     """Register agents, give them authority and keys, and move them through their lifecycle."""
 
     form = AgentAdminForm
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     change_form_template = "admin/registry/agent/change_form.html"
     list_display = ["agent_name", "status_pill", "risk_pill", "role", "owner", "model_display", "grants", "last_seen"]
     list_filter = ["status", "risk_tier", "role", "owner", "model_kind"]
