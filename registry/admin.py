@@ -52,6 +52,19 @@ def risk_badge(tier: str) -> str:
     return format_html('<span class="wd-badge wd-risk-{}">{}</span>', tier, RiskTier(tier).label)
 
 
+@admin.display(description="Key")
+def masked_key(credential: Credential) -> str:
+    """A key as it may be shown after issue: its prefix and nothing of the secret."""
+    return format_html("<code>wdn_{}_••••••••</code>", credential.prefix)
+
+
+@admin.display(description="State")
+def key_state_badge(credential: Credential) -> str:
+    """A coloured pill for a key's state (active, expired, revoked)."""
+    state = credential.state()
+    return format_html('<span class="wd-badge wd-key-{}">{}</span>', state, state)
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
@@ -139,14 +152,8 @@ class CredentialInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="Key")
-    def masked_key(self, credential: Credential) -> str:
-        return format_html("<code>wdn_{}_••••••••</code>", credential.prefix)
-
-    @admin.display(description="State")
-    def state_badge(self, credential: Credential) -> str:
-        state = credential.state()
-        return format_html('<span class="wd-badge wd-key-{}">{}</span>', state, state)
+    masked_key = staticmethod(masked_key)
+    state_badge = staticmethod(key_state_badge)
 
     @admin.display(description="")
     def key_actions(self, credential: Credential) -> str:
@@ -586,14 +593,8 @@ class CredentialAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # Revoke instead: the record stays.
 
-    @admin.display(description="Key")
-    def masked(self, credential: Credential) -> str:
-        return format_html("<code>wdn_{}_••••</code>", credential.prefix)
-
-    @admin.display(description="State")
-    def state_pill(self, credential: Credential) -> str:
-        state = credential.state()
-        return format_html('<span class="wd-badge wd-key-{}">{}</span>', state, state)
+    masked = staticmethod(masked_key)
+    state_pill = staticmethod(key_state_badge)
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
@@ -118,6 +118,35 @@ def _apply(instance: models.Model, changes: dict[str, Any], editable: frozenset[
         setattr(instance, name, value)
 
 
+_M = TypeVar("_M", bound=models.Model)
+
+
+def _update(
+    *,
+    actor: Actor,
+    instance: _M,
+    changes: dict[str, Any],
+    editable: frozenset[str],
+    action: str,
+    check: Callable[[_M], None] | None = None,
+    reason: str = "",
+) -> _M:
+    """Lock the row, apply `changes`, validate, save, and record the change if anything moved.
+
+    `check` sees the locked, changed object before it is saved and may refuse the change.
+    """
+    current = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+    before = snapshot(current)
+    _apply(current, changes, editable)
+    if check is not None:
+        check(current)
+    _save(current)
+    after = snapshot(current)
+    if after != before:
+        _record(actor=actor, action=action, instance=current, before=before, after=after, reason=reason)
+    return current
+
+
 @transaction.atomic
 def record_unattributed_save(*, instance: models.Model, save: Callable[[], None]) -> None:
     """Save a registry object written outside the services, and record that it happened.
@@ -156,12 +185,9 @@ def role_create(*, actor: Actor, slug: str, name: str, description: str = "") ->
 @transaction.atomic
 def role_update(*, actor: Actor, role: Role, **changes: Any) -> Role:
     """Change a role's name, slug or description."""
-    role = Role.objects.select_for_update().get(pk=role.pk)
-    before = snapshot(role)
-    _apply(role, changes, ROLE_EDITABLE)
-    _save(role)
-    _record(actor=actor, action=ChangeAction.ROLE_UPDATED, instance=role, before=before, after=snapshot(role))
-    return role
+    return _update(
+        actor=actor, instance=role, changes=changes, editable=ROLE_EDITABLE, action=ChangeAction.ROLE_UPDATED
+    )
 
 
 @transaction.atomic
@@ -228,16 +254,19 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
             "Change the status with a transition (activate, suspend, quarantine, retire).",
             detail={"status": ["Use the status transition endpoint."]},
         )
-    current = Agent.objects.select_for_update().get(pk=agent.pk)
-    if current.status == AgentStatus.RETIRED:
+    return _update(
+        actor=actor,
+        instance=agent,
+        changes=changes,
+        editable=AGENT_EDITABLE,
+        action=ChangeAction.AGENT_UPDATED,
+        check=_check_not_retired,
+    )
+
+
+def _check_not_retired(agent: Agent) -> None:
+    if agent.status == AgentStatus.RETIRED:
         raise Conflict("Retired agents are kept for the record and cannot be changed.")
-    before = snapshot(current)
-    _apply(current, changes, AGENT_EDITABLE)
-    _save(current)
-    after = snapshot(current)
-    if after != before:
-        _record(actor=actor, action=ChangeAction.AGENT_UPDATED, instance=current, before=before, after=after)
-    return current
 
 
 def allowed_transitions(agent: Agent) -> list[str]:
@@ -318,22 +347,15 @@ def grant_create(*, actor: Actor, reason: str, **fields: Any) -> Grant:
 @transaction.atomic
 def grant_update(*, actor: Actor, grant: Grant, **changes: Any) -> Grant:
     """Change a grant's constraints, limits, window or reason."""
-    current = Grant.objects.select_for_update().get(pk=grant.pk)
-    before = snapshot(current)
-    _apply(current, changes, GRANT_EDITABLE)
-    _check_grant_holder(current)
-    _save(current)
-    after = snapshot(current)
-    if after != before:
-        _record(
-            actor=actor,
-            action=ChangeAction.GRANT_CHANGED,
-            instance=current,
-            before=before,
-            after=after,
-            reason=str(changes.get("reason", "")),
-        )
-    return current
+    return _update(
+        actor=actor,
+        instance=grant,
+        changes=changes,
+        editable=GRANT_EDITABLE,
+        action=ChangeAction.GRANT_CHANGED,
+        check=_check_grant_holder,
+        reason=str(changes.get("reason", "")),
+    )
 
 
 @transaction.atomic
