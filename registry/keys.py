@@ -44,7 +44,7 @@ def generate_key() -> GeneratedKey:
 
 def parse_prefix(key: str) -> str | None:
     """The prefix of a well-formed key, or None when the key is malformed."""
-    match = KEY_PATTERN.match(key)
+    match = KEY_PATTERN.fullmatch(key)  # `$` alone would accept a trailing newline
     return match.group("prefix") if match else None
 
 

@@ -11,7 +11,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from jsonschema import Draft202012Validator
 
-_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*$", "maxLength": 64}
+# `(?!\n)`: Python's `$` (used by jsonschema) also matches before a trailing newline; ECMA's does not.
+_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*$(?!\n)", "maxLength": 64}
 
 SCOPE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -53,7 +54,7 @@ CONSTRAINTS_SCHEMA: dict[str, Any] = {
     "title": "Grant constraints",
     "type": "object",
     "maxProperties": 64,
-    "propertyNames": {"pattern": "^(/[^/]+)+$|^[A-Za-z_][A-Za-z0-9_]{0,63}$", "maxLength": 256},
+    "propertyNames": {"pattern": "^(/[^/]+)+$|^[A-Za-z_][A-Za-z0-9_]{0,63}$(?!\n)", "maxLength": 256},
     "additionalProperties": {
         "type": "object",
         "additionalProperties": False,

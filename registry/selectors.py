@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from registry.models import Agent, ChangeRecord, Credential, Grant, Role
@@ -56,7 +56,12 @@ def agent_authority(agent: Agent, *, include_expired: bool = False) -> list[Effe
     holder = Q(agent=agent)
     if agent.role_id is not None:
         holder |= Q(role_id=agent.role_id)
-    grants = Grant.objects.filter(holder).select_related("role", "agent", "granted_by").order_by("tool", "role_id")
+    # Own grants (no role) first on every database: PostgreSQL sorts NULLs last by default.
+    grants = (
+        Grant.objects.filter(holder)
+        .select_related("role", "agent", "granted_by")
+        .order_by("tool", F("role_id").asc(nulls_first=True))
+    )
     now = timezone.now()
     return [
         EffectiveGrant(grant=grant, source="agent" if grant.agent_id else "role")

@@ -142,7 +142,8 @@ def _update(
         check(current)
     _save(current)
     after = snapshot(current)
-    if after != before:
+    # `updated_at` moves on every save; only a change to another field is a change worth recording.
+    if {**after, "updated_at": None} != {**before, "updated_at": None}:
         _record(actor=actor, action=action, instance=current, before=before, after=after, reason=reason)
     return current
 

@@ -1,0 +1,1 @@
+"""Tests of the registry app: services, selectors, API, admin, migrations."""
