@@ -26,7 +26,7 @@ from registry.schemas import DEFAULT_SCOPE, validate_constraints, validate_scope
 in_service: ContextVar[bool] = ContextVar("registry_in_service", default=False)
 
 TOOL_NAME_VALIDATOR = RegexValidator(
-    r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$",
+    r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z",
     "Use a dotted lower-case tool name such as 'payments.transfer'.",
 )
 
