@@ -1,12 +1,13 @@
-"""OpenAPI generation: every operation documents the shared error document."""
+"""OpenAPI generation: every operation documents the shared error document, and strict inputs say so."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import force_instance
 
-from core.api.serializers import ErrorSerializer
+from core.api.serializers import ErrorSerializer, StrictFieldsMixin
 
 _ERROR_STATUSES = {
     "400": "Invalid input (`invalid`, `malformed`).",
@@ -32,3 +33,10 @@ class WardenAutoSchema(AutoSchema):
                 response["description"] = description
                 responses[status_code] = response
         return responses
+
+    def _map_serializer(self, serializer: Any, direction: str, bypass_extensions: bool = False) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_serializer(serializer, direction, bypass_extensions)
+        # StrictFieldsMixin answers 400 to unknown keys: the request schema must not promise otherwise.
+        if direction == "request" and isinstance(force_instance(serializer), StrictFieldsMixin):
+            schema["additionalProperties"] = False
+        return schema

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.serializers import StrictFieldsMixin
 from registry.choices import AgentStatus
 from registry.models import Agent, ChangeRecord, Credential, Grant, Role
+from registry.schemas import SCOPE_SCHEMA, validate_scope
 from registry.selectors import EffectiveGrant
 
 
@@ -23,6 +25,11 @@ class RoleSerializer(StrictFieldsMixin, serializers.ModelSerializer[Role]):
         model = Role
         fields = ["id", "slug", "name", "description", "agent_count", "grant_count", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+
+@extend_schema_field({key: value for key, value in SCOPE_SCHEMA.items() if key not in {"$schema", "title"}})
+class ScopeField(serializers.JSONField):
+    """An agent's scope, documented in the OpenAPI schema with the JSON Schema it is validated against."""
 
 
 class AgentSerializer(StrictFieldsMixin, serializers.ModelSerializer[Agent]):
@@ -42,6 +49,9 @@ class AgentSerializer(StrictFieldsMixin, serializers.ModelSerializer[Agent]):
         help_text="Slug of the orchestrating agent.",
     )
     grant_count = serializers.IntegerField(read_only=True, help_text="The agent's own grants.")
+    scope = ScopeField(
+        required=False, validators=[validate_scope], help_text="Where the agent may act (default: nowhere)."
+    )
 
     class Meta:
         model = Agent
@@ -124,7 +134,10 @@ class GrantSerializer(StrictFieldsMixin, serializers.ModelSerializer[Grant]):
         slug_field="slug", queryset=Agent.objects.all(), allow_null=True, required=False
     )
     role = serializers.SlugRelatedField(slug_field="slug", queryset=Role.objects.all(), allow_null=True, required=False)
-    granted_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null when the grant was made by the system (a command, a migration) rather than a person.
+    granted_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     constraints = serializers.JSONField(required=False)
 
     class Meta:
@@ -160,7 +173,10 @@ class CredentialSerializer(serializers.ModelSerializer[Credential]):
 
     agent: serializers.SlugRelatedField[Agent] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     state = serializers.SerializerMethodField()
-    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null when the key was issued by the system (a command, a task) rather than a person.
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Credential

@@ -83,14 +83,15 @@ class AgentViewSet(
         return Response(agent_card(self.get_object()))
 
     @extend_schema(responses={200: s.ChangeRecordSerializer(many=True)})
-    @action(detail=True, methods=["get"], required_permissions=["registry.view_agent"])
+    # No filter backends: the agent list's filters do not apply to its history (nor should they hide the agent).
+    @action(detail=True, methods=["get"], required_permissions=["registry.view_agent"], filter_backends=[])
     def history(self, request: Request, pk: str | None = None) -> Response:
         """Every change to the agent, its grants and its keys, newest first."""
         return paginated_response(self, selectors.agent_history(self.get_object()), s.ChangeRecordSerializer)
 
     @extend_schema(methods=["get"], responses={200: s.CredentialSerializer(many=True)})
     @extend_schema(methods=["post"], request=s.CredentialIssueSerializer, responses={201: s.IssuedCredentialSerializer})
-    @action(detail=True, methods=["get", "post"], required_permissions=["registry.view_credential"])
+    @action(detail=True, methods=["get", "post"], required_permissions=["registry.view_credential"], filter_backends=[])
     def credentials(self, request: Request, pk: str | None = None) -> Response:
         """List the agent's keys, or issue a new one (the key is in this response only)."""
         agent = self.get_object()
