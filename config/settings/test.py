@@ -16,3 +16,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Tests never run collectstatic: static files come from the finders, and WhiteNoise does not
+# look for (and warn about) a collected directory that does not exist.
+STATIC_ROOT = None  # type: ignore[assignment]  # base declares a Path; None turns collecting off
+WHITENOISE_USE_FINDERS = True
