@@ -251,9 +251,14 @@ class AgentAdmin(admin.ModelAdmin):
 
     @admin.display(description="Model", ordering="model_name")
     def model_display(self, agent: Agent) -> str:
-        return format_html("{} <span class='wd-muted'>{}</span>", agent.model_name, agent.get_model_kind_display())
+        return format_html(
+            "{}<span class='wd-kind' title='{}'>{}</span>",
+            agent.model_name,
+            agent.get_model_kind_display(),
+            agent.model_kind.upper(),
+        )
 
-    @admin.display(description="Own grants", ordering="grant_count")
+    @admin.display(description="Grants", ordering="grant_count")
     def grants(self, agent: Agent) -> int:
         return getattr(agent, "grant_count", 0)
 
