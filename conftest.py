@@ -114,3 +114,15 @@ def admin_client_su(client: Any, superuser: Any) -> Any:
     """Django's test client logged in to the admin as the superuser."""
     client.force_login(superuser)
     return client
+
+
+# Tool names the tests grant; grants may only name registered tools.
+KNOWN_TOOLS = ("crm.read", "crm.write", "payments.transfer", "aml.alerts.read", "email.send")
+
+
+@pytest.fixture
+def known_tools(db: None) -> list[Any]:
+    """The tools in KNOWN_TOOLS, registered."""
+    from registry.tests.factories import register_tools
+
+    return register_tools(*KNOWN_TOOLS)

@@ -16,3 +16,18 @@ class TimestampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class Revision(models.Model):
+    """A named counter that moves forward with every change to what it versions.
+
+    `policy` counts changes to agents, grants, credentials, tools, contracts and rules: each
+    such change increments it in its own transaction (the row lock orders them), and every
+    process compares it with the version of its cached policy snapshot. See core.revisions.
+    """
+
+    name = models.CharField(max_length=32, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.value}"

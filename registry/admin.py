@@ -27,7 +27,7 @@ from core.actors import Actor
 from core.errors import WardenError
 from registry import selectors, services
 from registry.choices import AgentStatus, RiskTier
-from registry.models import Agent, ChangeRecord, Credential, Grant, Role
+from registry.models import Agent, ChangeRecord, Credential, Grant, Role, Tool
 
 # Verb shown on the button that moves an agent to each status.
 TRANSITION_VERBS = {
@@ -218,6 +218,7 @@ class AgentAdmin(admin.ModelAdmin):
         ("Identity", {"fields": ["name", "slug", "description", "version", "endpoint_url"]}),
         ("Accountability", {"fields": ["owner", "team", "supervisor"]}),
         ("Authority", {"fields": ["role", "risk_tier", "scope"]}),
+        ("Limits", {"fields": ["max_calls_per_hour", "max_cost_per_day"]}),
         ("Model", {"fields": ["model_name", "model_kind", "model_version"]}),
         (
             "Lifecycle",
@@ -509,6 +510,45 @@ class RoleAdmin(admin.ModelAdmin):
     change_form_template = "admin/registry/role/change_form.html"
 
 
+@admin.register(Tool)
+class ToolAdmin(admin.ModelAdmin):
+    """The tools agents may be granted; their contracts and rules are under Policy."""
+
+    list_display = ["name", "side_effect", "risk", "enforce_hardening", "grant_count", "updated_at"]
+    list_filter = ["side_effect", "default_risk", "enforce_hardening"]
+    search_fields = ["name", "description"]
+    fields = ["name", "description", "side_effect", "default_risk", "enforce_hardening"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tool]:
+        return selectors.tool_list()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Tool | None = None) -> list[str]:
+        # Grants, contracts and recorded calls refer to the name.
+        return ["name"] if obj is not None else []
+
+    @admin.display(description="Default risk", ordering="default_risk")
+    def risk(self, tool: Tool) -> str:
+        return risk_badge(tool.default_risk)
+
+    @admin.display(description="Grants", ordering="grant_count")
+    def grant_count(self, tool: Tool) -> int:
+        return getattr(tool, "grant_count", 0)
+
+    def save_model(self, request: HttpRequest, obj: Tool, form: Any, change: bool) -> None:
+        data = {name: form.cleaned_data[name] for name in services.TOOL_EDITABLE if name in form.cleaned_data}
+        if change:
+            saved = services.tool_update(
+                actor=_actor(request), tool=obj, **{k: v for k, v in data.items() if k in form.changed_data}
+            )
+        else:
+            saved = services.tool_create(actor=_actor(request), name=form.cleaned_data["name"], **data)
+        obj.__dict__.update(saved.__dict__)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Tool | None = None) -> bool:
+        # Tools are referenced by grants, contracts and the record of past calls; retire them instead.
+        return False
+
+
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin):
     """All grants across agents and roles, to review who may use which tool."""
@@ -523,7 +563,7 @@ class GrantAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["tool", "role", "granted_by"]
-    search_fields = ["tool", "agent__slug", "agent__name", "role__slug", "reason"]
+    search_fields = ["tool__name", "agent__slug", "agent__name", "role__slug", "reason"]
     list_select_related = ["agent", "role", "granted_by"]
     autocomplete_fields = ["agent"]
     fields = [

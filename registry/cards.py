@@ -22,10 +22,10 @@ def agent_card(agent: Agent) -> dict[str, Any]:
     authority = agent_authority(agent)
     skills = [
         {
-            "id": item.grant.tool,
-            "name": item.grant.tool,
-            "description": item.grant.reason or f"May call {item.grant.tool}.",
-            "tags": sorted({item.grant.tool.split(".")[0], f"granted-via-{item.source}"}),
+            "id": item.grant.tool_id,
+            "name": item.grant.tool_id,
+            "description": item.grant.reason or f"May call {item.grant.tool_id}.",
+            "tags": sorted({item.grant.tool_id.split(".")[0], f"granted-via-{item.source}"}),
             "inputModes": ["application/json"],
             "outputModes": ["application/json"],
         }
@@ -77,7 +77,7 @@ def _warden_extension(agent: Agent, authority: list[Any]) -> dict[str, Any]:
         "supervisor": agent.supervisor.slug if agent.supervisor else None,
         "authority": [
             {
-                "tool": item.grant.tool,
+                "tool": item.grant.tool_id,
                 "granted_via": item.source,
                 "constraints": item.grant.constraints,
                 "rate_limit_per_minute": item.grant.rate_limit_per_minute,

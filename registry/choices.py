@@ -47,6 +47,16 @@ class ModelKind(models.TextChoices):
     LLM = "llm", "Large language model"
 
 
+class SideEffect(models.TextChoices):
+    """What running a tool does to the world, from harmless to irreversible."""
+
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+    EXTERNAL = "external", "External (leaves the organisation)"
+    FINANCIAL = "financial", "Financial"
+    DESTRUCTIVE = "destructive", "Destructive"
+
+
 class ChangeAction(models.TextChoices):
     """What a change record describes."""
 
@@ -62,6 +72,14 @@ class ChangeAction(models.TextChoices):
     CREDENTIAL_ISSUED = "credential.issued", "Key issued"
     CREDENTIAL_ROTATED = "credential.rotated", "Key rotated"
     CREDENTIAL_REVOKED = "credential.revoked", "Key revoked"
+    TOOL_CREATED = "tool.created", "Tool registered"
+    TOOL_UPDATED = "tool.updated", "Tool updated"
+    CONTRACT_CREATED = "contract.created", "Contract version created"
+    CONTRACT_UPDATED = "contract.updated", "Contract version updated"
+    CONTRACT_STATUS_CHANGED = "contract.status_changed", "Contract status changed"
+    RULE_CREATED = "rule.created", "Rule created"
+    RULE_CHANGED = "rule.changed", "Rule changed"
+    RULE_DELETED = "rule.deleted", "Rule deleted"
     UNATTRIBUTED_SAVE = "model.saved_outside_service", "Saved outside a service"
 
 

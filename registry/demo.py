@@ -13,8 +13,16 @@ from django.db import transaction
 
 from core.actors import Actor
 from registry import services
-from registry.choices import AgentStatus, ModelKind, RiskTier
-from registry.models import Agent, Role
+from registry.choices import AgentStatus, ModelKind, RiskTier, SideEffect
+from registry.models import Agent, Role, Tool
+
+TOOLS = [
+    ("aml.alerts.read", "Read the queue of anti-money-laundering alerts.", SideEffect.READ, RiskTier.LOW),
+    ("transactions.query", "Query an account's transactions over a date range.", SideEffect.READ, RiskTier.MEDIUM),
+    ("case.file_report", "File a suspicious activity report for a case.", SideEffect.EXTERNAL, RiskTier.HIGH),
+    ("payments.freeze_account", "Freeze an account's outgoing payments.", SideEffect.FINANCIAL, RiskTier.CRITICAL),
+    ("email.send", "Send an e-mail.", SideEffect.EXTERNAL, RiskTier.MEDIUM),
+]
 
 ROLES = [
     ("aml-analyst", "AML analyst", "Reads alerts and transactions for anti-money-laundering triage."),
@@ -111,6 +119,12 @@ def load_demo_registry(owner_username: str) -> int:
     """Create the demo roles, agents and grants owned by `owner_username`; returns agents added."""
     actor = Actor.system("demo-loader")
     owner = get_user_model().objects.get(username=owner_username)
+    known_tools = set(Tool.objects.values_list("name", flat=True))
+    for name, description, side_effect, risk in TOOLS:
+        if name not in known_tools:
+            services.tool_create(
+                actor=actor, name=name, description=description, side_effect=side_effect, default_risk=risk
+            )
     roles = {role.slug: role for role in Role.objects.all()}
     for slug, name, description in ROLES:
         if slug not in roles:

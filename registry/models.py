@@ -13,13 +13,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from core.models import TimestampedModel
-from registry.choices import ActorKind, AgentStatus, ChangeAction, ModelKind, RiskTier
+from registry.choices import ActorKind, AgentStatus, ChangeAction, ModelKind, RiskTier, SideEffect
 from registry.schemas import DEFAULT_SCOPE, validate_constraints, validate_scope
 
 # Set while a registry service is writing; saves outside it are recorded as unattributed.
@@ -65,6 +65,37 @@ class Role(RecordedModel):
         return self.name
 
 
+class Tool(RecordedModel):
+    """A named action agents can take, e.g. `payments.transfer`. Grants name tools; contracts describe them."""
+
+    name = models.CharField(
+        max_length=128,
+        unique=True,
+        validators=[TOOL_NAME_VALIDATOR],
+        help_text="Dotted lower-case name, e.g. payments.transfer. It cannot change once grants use it.",
+    )
+    description = models.TextField(blank=True, help_text="What the tool does, for the people granting it.")
+    side_effect = models.CharField(
+        max_length=16,
+        choices=SideEffect.choices,
+        default=SideEffect.WRITE,
+        help_text="What running it does to the world.",
+    )
+    default_risk = models.CharField(
+        max_length=16, choices=RiskTier.choices, default=RiskTier.MEDIUM, help_text="Risk of one call, before context."
+    )
+    enforce_hardening = models.BooleanField(
+        default=False,
+        help_text="Refuse to activate a contract version whose hardening report lists anything an attacker could use.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Agent(RecordedModel):
     """A registered autonomous actor with an accountable human owner and a lifecycle."""
 
@@ -100,6 +131,17 @@ class Agent(RecordedModel):
         related_name="supervised_agents",
         help_text="The orchestrating agent, if any.",
     )
+    max_calls_per_hour = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most tool calls per hour across all tools; empty for no limit."
+    )
+    max_cost_per_day = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Most reported cost per day (UTC), in the organisation's currency; empty for no budget.",
+    )
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -133,7 +175,14 @@ class Grant(RecordedModel):
 
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="grants")
     role = models.ForeignKey(Role, on_delete=models.PROTECT, null=True, blank=True, related_name="grants")
-    tool = models.CharField(max_length=128, validators=[TOOL_NAME_VALIDATOR], db_index=True)
+    tool = models.ForeignKey(
+        Tool,
+        on_delete=models.PROTECT,
+        to_field="name",
+        db_column="tool",
+        related_name="grants",
+        help_text="A registered tool.",
+    )
     constraints = models.JSONField(
         default=dict,
         blank=True,
@@ -155,7 +204,7 @@ class Grant(RecordedModel):
     reason = models.TextField(help_text="Why this authority is needed (shown to auditors).")
 
     class Meta:
-        ordering = ["tool"]
+        ordering = ["tool_id"]
         constraints = [
             models.CheckConstraint(
                 condition=(Q(agent__isnull=False, role__isnull=True) | Q(agent__isnull=True, role__isnull=False)),
@@ -185,7 +234,7 @@ class Grant(RecordedModel):
 
     def __str__(self) -> str:
         holder = self.agent or self.role
-        return f"{holder} → {self.tool}"
+        return f"{holder} → {self.tool_id}"
 
     def is_current(self, at: dt.datetime | None = None) -> bool:
         """Whether the grant's validity window contains `at` (default: now)."""

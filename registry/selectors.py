@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
-from registry.models import Agent, ChangeRecord, Credential, Grant, Role
+from registry.models import Agent, ChangeRecord, Credential, Grant, Role, Tool
 
 
 def agent_list() -> QuerySet[Agent]:
@@ -28,9 +28,14 @@ def role_list() -> QuerySet[Role]:
     return Role.objects.annotate(agent_count=Count("agents", distinct=True), grant_count=Count("grants", distinct=True))
 
 
+def tool_list() -> QuerySet[Tool]:
+    """Tools with how many grants name each."""
+    return Tool.objects.annotate(grant_count=Count("grants", distinct=True))
+
+
 def grant_list() -> QuerySet[Grant]:
     """Grants with their holder and grantor joined."""
-    return Grant.objects.select_related("agent", "role", "granted_by")
+    return Grant.objects.select_related("agent", "role", "tool", "granted_by")
 
 
 def credential_list(agent: Agent | None = None) -> QuerySet[Credential]:
@@ -60,7 +65,7 @@ def agent_authority(agent: Agent, *, include_expired: bool = False) -> list[Effe
     grants = (
         Grant.objects.filter(holder)
         .select_related("role", "agent", "granted_by")
-        .order_by("tool", F("role_id").asc(nulls_first=True))
+        .order_by("tool_id", F("role_id").asc(nulls_first=True))
     )
     now = timezone.now()
     return [

@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
+from core import revisions
 from core.actors import Actor
 from core.conf import warden_settings
 from core.errors import AuthenticationFailed, Conflict, IllegalTransition, InvalidInput
@@ -28,7 +29,7 @@ from registry.choices import (
     ChangeAction,
 )
 from registry.keys import generate_key, key_matches, parse_prefix
-from registry.models import Agent, ChangeRecord, Credential, Grant, Role, in_service
+from registry.models import Agent, ChangeRecord, Credential, Grant, Role, Tool, in_service
 
 # Fields never copied into change records.
 _SECRET_FIELDS = frozenset({"secret_hash"})
@@ -56,7 +57,7 @@ def snapshot(instance: models.Model) -> dict[str, Any]:
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
 
 
-def _record(
+def record_change(
     *,
     actor: Actor,
     action: str,
@@ -65,6 +66,12 @@ def _record(
     after: dict[str, Any] | None,
     reason: str = "",
 ) -> ChangeRecord:
+    """Record one change (call inside the transaction that makes it) and move the policy version.
+
+    Every registry change and every policy change (tools, contracts, rules) comes through here,
+    so the change history is complete and cached policy snapshots learn they are stale.
+    """
+    revisions.bump(revisions.POLICY)
     changed = sorted(
         key
         for key in set(before or {}) | set(after or {})
@@ -144,7 +151,7 @@ def _update(
     after = snapshot(current)
     # `updated_at` moves on every save; only a change to another field is a change worth recording.
     if {**after, "updated_at": None} != {**before, "updated_at": None}:
-        _record(actor=actor, action=action, instance=current, before=before, after=after, reason=reason)
+        record_change(actor=actor, action=action, instance=current, before=before, after=after, reason=reason)
     return current
 
 
@@ -160,13 +167,52 @@ def record_unattributed_save(*, instance: models.Model, save: Callable[[], None]
         current = type(instance)._default_manager.filter(pk=instance.pk).first()
         before = snapshot(current) if current is not None else None
     save()
-    _record(
+    record_change(
         actor=Actor.system("unattributed"),
         action=ChangeAction.UNATTRIBUTED_SAVE,
         instance=instance,
         before=before,
         after=snapshot(instance),
     )
+
+
+# Tools -------------------------------------------------------------------------------------
+
+TOOL_EDITABLE = frozenset({"description", "side_effect", "default_risk", "enforce_hardening"})
+
+
+@transaction.atomic
+def tool_create(*, actor: Actor, name: str, **fields: Any) -> Tool:
+    """Register a tool so that grants, contracts and rules can name it."""
+    tool = Tool(name=name)
+    _apply(tool, fields, TOOL_EDITABLE)
+    _save(tool)
+    record_change(actor=actor, action=ChangeAction.TOOL_CREATED, instance=tool, before=None, after=snapshot(tool))
+    return tool
+
+
+@transaction.atomic
+def tool_update(*, actor: Actor, tool: Tool, **changes: Any) -> Tool:
+    """Change a tool's description, side-effect class, default risk or hardening enforcement.
+
+    The name is fixed: grants, contracts and recorded tool calls refer to it.
+    """
+    return _update(
+        actor=actor, instance=tool, changes=changes, editable=TOOL_EDITABLE, action=ChangeAction.TOOL_UPDATED
+    )
+
+
+def _resolve_tool(fields: dict[str, Any]) -> None:
+    """Let callers name a tool by its name; an unregistered name is refused with what to do."""
+    name = fields.get("tool")
+    if isinstance(name, str):
+        tool = Tool.objects.filter(name=name).first()
+        if tool is None:
+            raise InvalidInput(
+                f"Unknown tool {name!r}: register it under Tools first.",
+                detail={"tool": [f"No registered tool is named {name!r}."]},
+            )
+        fields["tool"] = tool
 
 
 # Roles -------------------------------------------------------------------------------------
@@ -179,7 +225,7 @@ def role_create(*, actor: Actor, slug: str, name: str, description: str = "") ->
     """Create a role (an authority template); grants are added with `grant_create`."""
     role = Role(slug=slug, name=name, description=description)
     _save(role)
-    _record(actor=actor, action=ChangeAction.ROLE_CREATED, instance=role, before=None, after=snapshot(role))
+    record_change(actor=actor, action=ChangeAction.ROLE_CREATED, instance=role, before=None, after=snapshot(role))
     return role
 
 
@@ -204,7 +250,7 @@ def role_delete(*, actor: Actor, role: Role) -> None:
     for grant in role.grants.all():
         grant_delete(actor=actor, grant=grant, reason=f"Role {role.slug} deleted.")
     before = snapshot(role)
-    _record(actor=actor, action=ChangeAction.ROLE_DELETED, instance=role, before=before, after=None)
+    record_change(actor=actor, action=ChangeAction.ROLE_DELETED, instance=role, before=before, after=None)
     with _writing():
         role.delete()
 
@@ -227,6 +273,8 @@ AGENT_EDITABLE = frozenset(
         "model_kind",
         "model_version",
         "supervisor",
+        "max_calls_per_hour",
+        "max_cost_per_day",
     }
 )
 
@@ -243,7 +291,7 @@ def agent_create(*, actor: Actor, **fields: Any) -> Agent:
     agent = Agent()
     _apply(agent, fields, AGENT_EDITABLE)
     _save(agent)
-    _record(actor=actor, action=ChangeAction.AGENT_CREATED, instance=agent, before=None, after=snapshot(agent))
+    record_change(actor=actor, action=ChangeAction.AGENT_CREATED, instance=agent, before=None, after=snapshot(agent))
     return agent
 
 
@@ -301,7 +349,7 @@ def agent_transition(*, actor: Actor, agent: Agent, to: str, reason: str = "") -
     current.status = to
     current.status_changed_at = timezone.now()
     _save(current)
-    _record(
+    record_change(
         actor=actor,
         action=ChangeAction.AGENT_STATUS_CHANGED,
         instance=current,
@@ -330,11 +378,12 @@ def _check_grant_holder(grant: Grant) -> None:
 @transaction.atomic
 def grant_create(*, actor: Actor, reason: str, **fields: Any) -> Grant:
     """Give an agent or a role authority over one tool, recording who granted it and why."""
+    _resolve_tool(fields)
     grant = Grant(reason=reason.strip(), granted_by=_user_of(actor))
     _apply(grant, fields, GRANT_EDITABLE)
     _check_grant_holder(grant)
     _save(grant)
-    _record(
+    record_change(
         actor=actor,
         action=ChangeAction.GRANT_ADDED,
         instance=grant,
@@ -348,6 +397,7 @@ def grant_create(*, actor: Actor, reason: str, **fields: Any) -> Grant:
 @transaction.atomic
 def grant_update(*, actor: Actor, grant: Grant, **changes: Any) -> Grant:
     """Change a grant's constraints, limits, window or reason."""
+    _resolve_tool(changes)
     return _update(
         actor=actor,
         instance=grant,
@@ -363,7 +413,7 @@ def grant_update(*, actor: Actor, grant: Grant, **changes: Any) -> Grant:
 def grant_delete(*, actor: Actor, grant: Grant, reason: str = "") -> None:
     """Withdraw a grant."""
     current = Grant.objects.select_for_update().get(pk=grant.pk)
-    _record(
+    record_change(
         actor=actor,
         action=ChangeAction.GRANT_REMOVED,
         instance=current,
@@ -420,7 +470,7 @@ def credential_issue(
     issued = _new_credential(
         actor=actor, agent=agent, name=name, expires_at=expires_at or _default_expiry(), replaces=None
     )
-    _record(
+    record_change(
         actor=actor,
         action=ChangeAction.CREDENTIAL_ISSUED,
         instance=issued.credential,
@@ -454,7 +504,7 @@ def credential_rotate(
         current.revoked_at = timezone.now()
         current.revoked_reason = "Rotated."
     _save(current)
-    _record(
+    record_change(
         actor=actor,
         action=ChangeAction.CREDENTIAL_ROTATED,
         instance=current,
@@ -462,7 +512,7 @@ def credential_rotate(
         after=snapshot(current),
         reason=f"Replaced by key {issued.credential.prefix}.",
     )
-    _record(
+    record_change(
         actor=actor,
         action=ChangeAction.CREDENTIAL_ISSUED,
         instance=issued.credential,
@@ -483,7 +533,7 @@ def credential_revoke(*, actor: Actor, credential: Credential, reason: str = "")
     current.revoked_at = timezone.now()
     current.revoked_reason = reason.strip()
     _save(current)
-    _record(
+    record_change(
         actor=actor,
         action=ChangeAction.CREDENTIAL_REVOKED,
         instance=current,

@@ -63,6 +63,8 @@ def e2e_owner(transactional_db: None) -> Any:
 def seeded_registry(transactional_db: None, system_actor: Actor, e2e_owner: Any) -> SeededRegistry:
     """Two roles, agents in several statuses with own and role grants, and active keys."""
     seeded = SeededRegistry(owner=e2e_owner)
+    for name, side_effect in [("payments.transfer", "financial"), ("crm.read_contact", "read"), ("files.read", "read")]:
+        services.tool_create(actor=system_actor, name=name, side_effect=side_effect)
     clerk = services.role_create(actor=system_actor, slug="payments-clerk", name="Payments clerk")
     reader = services.role_create(actor=system_actor, slug="crm-reader", name="CRM reader")
     unused = services.role_create(actor=system_actor, slug="unused-role", name="Unused role")  # deletable

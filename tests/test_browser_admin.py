@@ -21,7 +21,7 @@ from registry.choices import AgentStatus, ChangeAction
 from registry.models import Agent, ChangeRecord, Grant
 from tests.conftest import E2E_PASSWORD, SeededRegistry
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("known_tools")]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -127,7 +127,7 @@ def test_register_activate_issue_key_and_read_card(
     page.fill("#id_model_name", "granite-3.1-2b")
     page.select_option("#id_risk_tier", "high")
     page.click("#grants-group .add-row a")
-    page.fill("#id_grants-0-tool", "payments.transfer")
+    page.select_option("#id_grants-0-tool", "payments.transfer")
     page.fill("#id_grants-0-constraints", '{"amount": {"maximum": 250}}')
     page.fill("#id_grants-0-reason", "Refunds customers for failed orders.")
     page.screenshot(path=screenshots / "02-agent-add.png", full_page=True)
@@ -139,7 +139,7 @@ def test_register_activate_issue_key_and_read_card(
     agent = Agent.objects.get(pk=agent_id)
     assert (agent.slug, agent.status, agent.owner, agent.role) == ("refund-bot", AgentStatus.DRAFT, owner, clerk)
     grant = Grant.objects.get(agent=agent)
-    assert (grant.tool, grant.constraints, grant.granted_by) == (
+    assert (grant.tool_id, grant.constraints, grant.granted_by) == (
         "payments.transfer",
         {"amount": {"maximum": 250}},
         e2e_superuser,

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from core.api.serializers import StrictFieldsMixin
 from registry.choices import AgentStatus
-from registry.models import Agent, ChangeRecord, Credential, Grant, Role
+from registry.models import Agent, ChangeRecord, Credential, Grant, Role, Tool
 from registry.schemas import SCOPE_SCHEMA, validate_scope
 from registry.selectors import EffectiveGrant
 
@@ -73,6 +73,8 @@ class AgentSerializer(StrictFieldsMixin, serializers.ModelSerializer[Agent]):
             "model_kind",
             "model_version",
             "supervisor",
+            "max_calls_per_hour",
+            "max_cost_per_day",
             "last_seen_at",
             "grant_count",
             "created_at",
@@ -92,7 +94,7 @@ class GrantSummarySerializer(serializers.Serializer[EffectiveGrant]):
     """One entry of an agent's effective authority."""
 
     id = serializers.UUIDField(source="grant.id")
-    tool = serializers.CharField(source="grant.tool")
+    tool = serializers.CharField(source="grant.tool_id")
     granted_via = serializers.ChoiceField(source="source", choices=["agent", "role"])
     constraints = serializers.JSONField(source="grant.constraints")
     rate_limit_per_minute = serializers.IntegerField(source="grant.rate_limit_per_minute", allow_null=True)
@@ -137,6 +139,11 @@ class GrantSerializer(StrictFieldsMixin, serializers.ModelSerializer[Grant]):
     # Null when the grant was made by the system (a command, a migration) rather than a person.
     granted_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
+    )
+    tool = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Tool.objects.all(),
+        error_messages={"does_not_exist": "Unknown tool {value!r}: register it under Tools first."},
     )
     constraints = serializers.JSONField(required=False)
 

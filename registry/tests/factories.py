@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group
 from core.actors import Actor
 from registry import services
 from registry.choices import AgentStatus
-from registry.models import Agent, Grant, Role
+from registry.models import Agent, Grant, Role, Tool
 
 FACTORY_ACTOR = Actor.system("factory")
 PASSWORD = "test-password-123"
@@ -89,6 +89,27 @@ class AgentFactory(factory.Factory):
         return agent
 
 
+class ToolFactory(factory.Factory):
+    """A tool registered with `services.tool_create` (or the existing one of that name)."""
+
+    class Meta:
+        model = Tool
+
+    name = factory.Sequence(lambda n: f"tools.tool_{n}")
+    description = ""
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, actor: Actor = FACTORY_ACTOR, **kwargs: Any) -> Tool:
+        existing = Tool.objects.filter(name=kwargs["name"]).first()
+        return existing or services.tool_create(actor=actor, **kwargs)
+
+
+def register_tools(*names: str) -> list[Tool]:
+    """Make sure tools with these names are registered."""
+    tools: list[Tool] = [ToolFactory.create(name=name) for name in names]
+    return tools
+
+
 class GrantFactory(factory.Factory):
     """A grant created with `services.grant_create` (to an agent unless `role` is given)."""
 
@@ -103,6 +124,8 @@ class GrantFactory(factory.Factory):
 
     @classmethod
     def _create(cls, model_class: Any, *args: Any, actor: Actor = FACTORY_ACTOR, **kwargs: Any) -> Grant:
+        if isinstance(kwargs["tool"], str):
+            kwargs["tool"] = ToolFactory(name=kwargs["tool"])
         return services.grant_create(actor=actor, **kwargs)
 
     @classmethod

@@ -13,7 +13,7 @@ from registry.choices import AgentStatus
 from registry.models import Agent, Role
 from registry.tests.factories import PASSWORD, AgentFactory, GrantFactory, RoleFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("known_tools")]
 
 LISTS = ["/api/v1/agents", "/api/v1/roles", "/api/v1/grants", "/api/v1/credentials"]
 

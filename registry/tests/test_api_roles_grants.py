@@ -10,7 +10,7 @@ from registry.choices import AgentStatus, ChangeAction
 from registry.models import ChangeRecord, Grant, Role
 from registry.tests.factories import AgentFactory, GrantFactory, RoleFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("known_tools")]
 
 ROLES = "/api/v1/roles"
 GRANTS = "/api/v1/grants"

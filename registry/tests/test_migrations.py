@@ -12,7 +12,7 @@ from core.groups import ALL_GROUPS, APPROVERS, VIEWERS, WARDEN_ADMINS
 
 pytestmark = pytest.mark.django_db
 
-MODELS = {"agent", "role", "grant", "credential", "changerecord"}
+MODELS = {"agent", "role", "tool", "grant", "credential", "changerecord"}
 migration = importlib.import_module("registry.migrations.0002_create_groups")
 
 

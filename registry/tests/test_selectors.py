@@ -61,9 +61,9 @@ def test_authority_follows_a_role_change(actor):
     GrantFactory.for_role(first, tool="first.tool")
     GrantFactory.for_role(second, tool="second.tool")
     agent = AgentFactory(role=first)
-    assert [item.grant.tool for item in selectors.agent_authority(agent)] == ["first.tool"]
+    assert [item.grant.tool_id for item in selectors.agent_authority(agent)] == ["first.tool"]
     agent = services.agent_update(actor=actor, agent=agent, role=second)
-    assert [item.grant.tool for item in selectors.agent_authority(agent)] == ["second.tool"]
+    assert [item.grant.tool_id for item in selectors.agent_authority(agent)] == ["second.tool"]
 
 
 def test_agent_list_counts_own_grants_only():

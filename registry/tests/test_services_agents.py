@@ -309,7 +309,7 @@ def test_retiring_revokes_every_active_key_with_one_record_each(actor):
     assert_change_record(already, ChangeAction.CREDENTIAL_REVOKED, count=1)
 
 
-def test_retired_agent_is_final_and_read_only(actor):
+def test_retired_agent_is_final_and_read_only(actor, known_tools):
     agent = AgentFactory(status=AgentStatus.RETIRED)
     for target in AgentStatus.values:
         with pytest.raises(IllegalTransition):
@@ -364,7 +364,7 @@ def test_plain_create_is_recorded_as_unattributed(owner):
     assert record.role_id == role.pk
 
 
-def test_services_leave_no_unattributed_records(actor, owner):
+def test_services_leave_no_unattributed_records(actor, owner, known_tools):
     role = RoleFactory()
     agent = AgentFactory(owner=owner, role=role, status=AgentStatus.ACTIVE)
     grant = services.grant_create(actor=actor, agent=agent, tool="crm.read", reason="Reads the CRM.")

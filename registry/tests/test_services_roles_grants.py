@@ -16,7 +16,7 @@ from registry.choices import AgentStatus, ChangeAction
 from registry.models import ChangeRecord, Grant, Role
 from registry.tests.factories import AgentFactory, GrantFactory, RoleFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("known_tools")]
 
 
 # Roles -------------------------------------------------------------------------------------
@@ -29,7 +29,7 @@ def test_role_create_records_one_change(actor):
     assert record.before is None
     assert record.after["slug"] == "aml-analyst"
     assert record.role_id == role.pk
-    assert ChangeRecord.objects.count() == 1
+    assert ChangeRecord.objects.exclude(action__startswith="tool.").count() == 1
 
 
 def test_role_create_validates(actor):
@@ -86,7 +86,7 @@ def test_role_delete_removes_its_grants_with_records(actor):
     for grant in grants:
         record = assert_change_record(grant, ChangeAction.GRANT_REMOVED, actor=actor)
         assert record.after is None
-        assert record.before["tool"] == grant.tool
+        assert record.before["tool_id"] == grant.tool_id
         assert record.role_id == role.pk
         assert role.slug in record.reason
     record = assert_change_record(role, ChangeAction.ROLE_DELETED, actor=actor)
@@ -209,13 +209,33 @@ def test_grant_constraints_accept_json_pointers(actor):
 @pytest.mark.parametrize("tool", ["transfer", "Payments.transfer", "payments.", ".transfer", "payments..transfer", ""])
 def test_tool_name_must_be_dotted_lower_case(actor, tool):
     with pytest.raises(ValidationError) as error:
-        services.grant_create(actor=actor, agent=AgentFactory(), tool=tool, reason="x")
-    assert "tool" in error.value.message_dict
+        services.tool_create(actor=actor, name=tool)
+    assert "name" in error.value.message_dict
 
 
 def test_tool_name_with_a_trailing_newline_is_refused(actor):
     with pytest.raises(ValidationError):
-        services.grant_create(actor=actor, agent=AgentFactory(), tool="payments.transfer\n", reason="x")
+        services.tool_create(actor=actor, name="payments.transfer\n")
+
+
+def test_a_grant_for_an_unregistered_tool_is_refused_and_records_nothing(actor):
+    agent = AgentFactory()
+    before = ChangeRecord.objects.count()
+    with pytest.raises(InvalidInput) as error:
+        services.grant_create(actor=actor, agent=agent, tool="payments.wire_everything", reason="x")
+    assert "register it under Tools first" in str(error.value)
+    assert not Grant.objects.filter(agent=agent).exists()
+    assert ChangeRecord.objects.count() == before
+
+
+def test_tool_create_and_update_are_recorded_and_the_name_is_fixed(actor):
+    tool = services.tool_create(actor=actor, name="ledger.post", side_effect="financial", default_risk="high")
+    assert_change_record(tool, ChangeAction.TOOL_CREATED, actor=actor)
+    services.tool_update(actor=actor, tool=tool, description="Posts a ledger entry.", enforce_hardening=True)
+    record = assert_change_record(tool, ChangeAction.TOOL_UPDATED, actor=actor)
+    assert record.changed_fields == ["description", "enforce_hardening"]
+    with pytest.raises(InvalidInput):
+        services.tool_update(actor=actor, tool=tool, name="ledger.rename")
 
 
 def test_retired_agent_cannot_receive_grants(actor):
@@ -265,7 +285,7 @@ def test_grant_delete_records_the_removed_grant(actor):
     assert not Grant.objects.filter(pk=grant.pk).exists()
     assert ChangeRecord.objects.count() == before + 1
     record = assert_change_record(grant, ChangeAction.GRANT_REMOVED, actor=actor)
-    assert (record.before["tool"], record.after, record.reason) == ("crm.write", None, "No longer needed.")
+    assert (record.before["tool_id"], record.after, record.reason) == ("crm.write", None, "No longer needed.")
     assert record.agent_id == grant.agent_id
     # The removal stays in the agent's history.
     assert change_records(grant).count() == 2
