@@ -11,6 +11,17 @@ from core.actors import Actor
 from core.groups import APPROVERS, VIEWERS, WARDEN_ADMINS
 
 
+@pytest.fixture(autouse=True)
+def _fresh_policy_cache() -> Any:
+    """Each test decides with a snapshot of its own database: rolled-back tests reuse revision numbers."""
+    from policy import counters, snapshots
+
+    snapshots.reset()
+    counters.reset()
+    yield
+    snapshots.reset()
+
+
 @pytest.fixture
 def actor() -> Actor:
     """The system actor services are called with in tests."""

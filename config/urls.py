@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.views import healthz, readyz
+from policy.api.views import jwks
 
 admin.site.site_header = "Warden"
 admin.site.site_title = "Warden"
@@ -16,6 +17,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("registry.api.urls")),
+    path("api/v1/", include("policy.api.urls")),
+    path(".well-known/jwks.json", jwks, name="jwks"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

@@ -19,6 +19,17 @@ DEFAULTS: dict[str, Any] = {
     "API_MAX_REQUEST_BYTES": 256 * 1024,
     # Lifetime of a newly issued agent key when the issuer gives no expiry (0: no expiry).
     "CREDENTIAL_DEFAULT_TTL_DAYS": 90,
+    # How often a process checks whether the policy changed (seconds); changes it commits itself apply at once.
+    "POLICY_RECHECK_SECONDS": 0.5,
+    # Loop guard: the same tool with the same canonical arguments more than this many times ...
+    "LOOP_MAX_REPEATS": 5,
+    # ... within this window (seconds) is denied `loop_detected`.
+    "LOOP_WINDOW_SECONDS": 60,
+    # Lifetime of the decision token returned with an allow.
+    "DECISION_TOKEN_TTL_SECONDS": 300,
+    # Ed25519 private key (PEM) signing decision tokens; empty: read or create SIGNING_KEY_FILE.
+    "SIGNING_KEY": "",
+    "SIGNING_KEY_FILE": "var/signing_key.pem",
 }
 
 

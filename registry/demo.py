@@ -10,11 +10,17 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.dispatch import Signal
 
 from core.actors import Actor
 from registry import services
 from registry.choices import AgentStatus, ModelKind, RiskTier, SideEffect
 from registry.models import Agent, Role, Tool
+
+# Sent inside the loading transaction after the registry part is loaded (kwargs: actor), so
+# higher layers (policy: contracts and rules) add their part of the demo without the registry
+# importing them.
+demo_registry_loaded = Signal()
 
 TOOLS = [
     ("aml.alerts.read", "Read the queue of anti-money-laundering alerts.", SideEffect.READ, RiskTier.LOW),
@@ -154,4 +160,5 @@ def load_demo_registry(owner_username: str) -> int:
         if spec.get("status", AgentStatus.ACTIVE) == AgentStatus.ACTIVE:
             services.agent_transition(actor=actor, agent=agent, to=AgentStatus.ACTIVE)
         added += 1
+    demo_registry_loaded.send(sender=load_demo_registry, actor=actor)
     return added

@@ -107,6 +107,27 @@ def _save(instance: models.Model) -> None:
         instance.save()
 
 
+def save_recorded(instance: models.Model) -> None:
+    """Validate and save a recorded model from another app's service (record the change yourself)."""
+    _save(instance)
+
+
+def delete_recorded(instance: models.Model) -> None:
+    """Delete a recorded model from another app's service (record the change yourself first)."""
+    with _writing():
+        instance.delete()
+
+
+def update_recorded(**kwargs: Any) -> Any:
+    """`_update` for other apps' services: lock, apply, validate, save and record a change."""
+    return _update(**kwargs)
+
+
+def user_of(actor: Actor) -> Any:
+    """The Django user behind a user actor, else None (public form of `_user_of`)."""
+    return _user_of(actor)
+
+
 def _user_of(actor: Actor) -> Any:
     """The Django user behind a user actor (for `granted_by` / `created_by`), else None."""
     if actor.kind != "user":

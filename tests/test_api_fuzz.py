@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
 
+from policy import decisions
 from tests.conftest import E2E_PASSWORD, SeededRegistry
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
@@ -77,7 +78,16 @@ def api_schema(live_server: Any, e2e_superuser: Any, seeded_registry: SeededRegi
     """The schema served at /api/schema/, sending HTTP Basic auth, steered towards real objects."""
     loaded = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/?format=json")
     loaded.config.update(base_url=live_server.url, basic_auth=(e2e_superuser.username, E2E_PASSWORD))
+    # Agent-only operations are called with an active agent's key; one recorded call to look up.
+    credential = next(c for c in seeded_registry.credentials if c.agent.slug == "invoice-bot")
+    agent_key = seeded_registry.keys[credential.prefix]
+    call = decisions.decide_call(
+        decisions.AgentPrincipal(agent_id=str(credential.agent_id), prefix=credential.prefix),
+        decisions.CallRequest(tool="payments.transfer", arguments={"amount": 10}),
+    )
+    loaded.agent_key = agent_key  # type: ignore[attr-defined]
     known_ids = {
+        "/api/v1/tool-calls/": [str(call.pk)],
         "/api/v1/agents/": [str(agent.pk) for agent in seeded_registry.agents],
         "/api/v1/roles/": [str(role.pk) for role in seeded_registry.roles],
         "/api/v1/grants/": [str(grant.pk) for grant in seeded_registry.grants],
@@ -163,9 +173,12 @@ def test_operation_passes_default_checks(api_schema: Any, fuzz_report: dict[str,
     reported: dict[str, str] = {}
     statuses: dict[str, Counter[int]] = {}
 
+    agent_only = method == "POST" and path.startswith("/api/v1/tool-calls/")
+    headers = {"Authorization": f"Bearer {api_schema.agent_key}"} if agent_only else None
+
     def exercise(case: Any) -> None:
         mode = case.meta.generation.mode
-        response = case.call()
+        response = case.call(headers=headers)
         statuses.setdefault(mode.value, Counter())[response.status_code] += 1
         try:
             case.validate_response(response)  # the default checks

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "core",
     "registry",
+    "policy",
 ]
 
 MIDDLEWARE = [
@@ -162,6 +163,9 @@ SPECTACULAR_SETTINGS = {
         "AgentStatusEnum": "registry.choices.AgentStatus",
         "RiskTierEnum": "registry.choices.RiskTier",
         "ModelKindEnum": "registry.choices.ModelKind",
+        "ContractStatusEnum": "policy.choices.ContractStatus",
+        "DecisionEnum": "policy.choices.DecisionOutcome",
+        "ResultStatusEnum": "policy.choices.ResultStatus",
     },
 }
 
@@ -202,7 +206,16 @@ WARDEN = {
     "ORGANIZATION_URL": env.str("WARDEN_ORGANIZATION_URL", default="http://127.0.0.1:8000/"),
     "API_MAX_REQUEST_BYTES": env.int("WARDEN_API_MAX_REQUEST_BYTES", default=256 * 1024),
     "CREDENTIAL_DEFAULT_TTL_DAYS": env.int("WARDEN_CREDENTIAL_DEFAULT_TTL_DAYS", default=90),
+    "POLICY_RECHECK_SECONDS": env.float("WARDEN_POLICY_RECHECK_SECONDS", default=0.5),
+    "LOOP_MAX_REPEATS": env.int("WARDEN_LOOP_MAX_REPEATS", default=5),
+    "LOOP_WINDOW_SECONDS": env.int("WARDEN_LOOP_WINDOW_SECONDS", default=60),
+    "DECISION_TOKEN_TTL_SECONDS": env.int("WARDEN_DECISION_TOKEN_TTL_SECONDS", default=300),
+    "SIGNING_KEY": env.str("WARDEN_SIGNING_KEY", default=""),
+    "SIGNING_KEY_FILE": env.str("WARDEN_SIGNING_KEY_FILE", default=str(VAR_DIR / "signing_key.pem")),
 }
+
+# Rate-limit and loop-guard counters: shared through Redis when set, in-process otherwise.
+REDIS_URL = env.str("REDIS_URL", default="")
 
 LOGGING = {
     "version": 1,

@@ -20,3 +20,6 @@ STORAGES = {
 # look for (and warn about) a collected directory that does not exist.
 STATIC_ROOT = None  # type: ignore[assignment]  # base declares a Path; None turns collecting off
 WHITENOISE_USE_FINDERS = True
+
+# Every policy change is seen by the very next call (production rechecks every 0.5 s).
+WARDEN = {**WARDEN, "POLICY_RECHECK_SECONDS": 0}

@@ -80,6 +80,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     headers: dict[str, str] = {}
     if isinstance(exc, WardenError):
         code, message, detail, status_code = exc.code, exc.message, exc.detail, exc.status
+        if status_code == status.HTTP_401_UNAUTHORIZED and context.get("view") is not None:
+            headers["WWW-Authenticate"] = context["view"].get_authenticate_header(context["request"]) or "Bearer"
     elif isinstance(exc, DjangoValidationError):
         code, message = "invalid", "The input is not valid; see detail for each field."
         detail, status_code = as_serializer_error(exc), status.HTTP_400_BAD_REQUEST

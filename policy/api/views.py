@@ -1,0 +1,114 @@
+"""The tool-call API: the decision endpoint agents call before every tool, and the record of calls.
+
+POST /api/v1/tool-calls is Warden's hot path; it uses DRF for authentication, parsing and the
+error document, and builds its response by hand. Deny and escalate are decisions (200), not
+errors: errors are reserved for requests Warden cannot decide (401, 400, 409, 413).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api.parsers import BoundedJSONParser
+from core.api.permissions import StaffModelPermissions
+from policy import decisions, tokens
+from policy.api import schema as _schema  # noqa: F401  # registers the bearer scheme
+from policy.api import serializers as s
+from policy.api.authentication import AgentKeyAuthentication, IsAgent
+from policy.decisions import AgentPrincipal
+from policy.models import ToolCall
+
+
+class ToolCallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ToolCall]):
+    """Tool calls: agents ask for decisions and report results; agents see their own calls, staff all."""
+
+    authentication_classes = [
+        AgentKeyAuthentication,
+        *APIView.authentication_classes,
+    ]
+    serializer_class = s.ToolCallSerializer
+    ordering_fields = ["created_at", "tool", "decision"]
+    ordering = ["-created_at"]
+    filterset_fields = ["tool", "decision", "contract_drift"]
+
+    def get_permissions(self) -> list[Any]:
+        if self.action in {"create", "result"} or getattr(self.request.user, "is_agent", False):
+            return [IsAgent()]
+        return [StaffModelPermissions()]
+
+    def get_parsers(self) -> list[Any]:
+        return [BoundedJSONParser()]
+
+    @extend_schema(
+        operation_id="tool_calls_create",
+        request=s.ToolCallRequestSerializer,
+        responses={200: s.DecisionSerializer},
+        description=(
+            "Ask Warden whether a tool call may run; agents only (`Authorization: Bearer <agent key>`). "
+            "The answer is `allow` (with a `decision_token` for the tool server), `deny` or `escalate`, "
+            "with machine-readable reasons: deny and escalate are decisions (200), not errors. A repeated "
+            "`idempotency_key` returns the original decision; the same key with a different call is a 409."
+        ),
+        tags=["tool-calls"],
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        started = time.perf_counter()
+        call = decisions.CallRequest.from_body(request.data)
+        record = decisions.decide_call(cast(AgentPrincipal, request.user), call, started=started)
+        return Response(s.decision_document(record))
+
+    def get_queryset(self) -> QuerySet[ToolCall]:
+        queryset = ToolCall.objects.select_related("agent")
+        user = self.request.user
+        if getattr(user, "is_agent", False):
+            queryset = queryset.filter(agent_id=cast(AgentPrincipal, user).agent_id)
+        agent = self.request.query_params.get("agent")
+        if agent:
+            queryset = queryset.filter(agent__slug=agent)
+        return queryset
+
+    @extend_schema(
+        parameters=[OpenApiParameter("agent", str, description="Only calls of the agent with this slug.")],
+        tags=["tool-calls"],
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(tags=["tool-calls"])
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        request=s.ResultRequestSerializer,
+        responses={200: s.ToolCallSerializer},
+        description=(
+            "Report what the tool did (agents only, once per call). An output that does not match the "
+            "contract's output schema is recorded as `contract_drift`, not refused: the tool already ran."
+        ),
+        tags=["tool-calls"],
+    )
+    @action(detail=True, methods=["post"], url_path="result", filter_backends=[], pagination_class=None)
+    def result(self, request: Request, pk: str | None = None) -> Response:
+        if not getattr(request.user, "is_agent", False):
+            self.permission_denied(request, message=IsAgent.message)
+        call = decisions.report_result(cast(AgentPrincipal, request.user), pk, request.data)
+        return Response(s.ToolCallSerializer(call).data)
+
+
+@require_GET
+def jwks(request: HttpRequest) -> JsonResponse:
+    """Public keys that verify decision tokens (RFC 7517 JWK Set)."""
+    response = JsonResponse(tokens.jwks())
+    response["Cache-Control"] = "public, max-age=300"
+    return response

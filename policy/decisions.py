@@ -1,0 +1,373 @@
+"""The decision path: authenticate the agent, count, decide, sign, and record the call.
+
+Reads nothing from the database on the way to a decision except what it must: the policy
+snapshot and the agent keys are cached per process (see `policy.snapshots`), counters live in
+Redis or in memory, and the only write is the tool call row. An idempotency key costs one
+indexed read; a daily budget one aggregate over the agent's reported results today.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import jsonschema_rs
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from core.errors import AuthenticationFailed, Conflict, InvalidInput
+from policy import counters, snapshots, tokens
+from policy.engine import CallContext, Counters, Decision, Outcome, Request, decide
+from policy.engine.validation import CompiledSchema
+from policy.models import ToolCall
+from policy.snapshots import KeyView, PolicyState
+from registry import services as registry_services
+from registry.keys import key_matches, parse_prefix
+from registry.models import Credential
+
+_LAST_USED_RESOLUTION = 60.0
+_last_used_written: dict[str, float] = {}
+
+_NAME = {"type": "string", "minLength": 1, "maxLength": 128}
+TOOL_CALL_REQUEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Tool call request",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["tool"],
+    "properties": {
+        "tool": _NAME,
+        "arguments": {"type": "object", "maxProperties": 256},
+        "contract_version": {"type": ["integer", "null"], "minimum": 1},
+        "context": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "session_id": {"type": "string", "maxLength": 128},
+                "on_behalf_of": {"type": "array", "items": _NAME, "maxItems": 8},
+                "purpose": {"type": "string", "maxLength": 1000},
+            },
+        },
+        "idempotency_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 128},
+    },
+}
+_REQUEST = CompiledSchema(TOOL_CALL_REQUEST_SCHEMA)
+
+_USAGE = {"type": "integer", "minimum": 0, "maximum": 10**12}
+RESULT_REQUEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Tool call result",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status"],
+    "properties": {
+        "status": {"enum": ["succeeded", "failed"]},
+        "output": True,
+        "usage": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "input_tokens": _USAGE,
+                "output_tokens": _USAGE,
+                "cost": {"type": "number", "minimum": 0, "maximum": 10**8},
+            },
+        },
+    },
+}
+_RESULT = CompiledSchema(RESULT_REQUEST_SCHEMA)
+
+
+def check_body(schema: CompiledSchema, body: Any) -> None:
+    """Refuse a request body that breaks its schema, naming every failing field by JSON Pointer."""
+    if not schema.is_valid(body):
+        errors = schema.report(body)
+        raise InvalidInput(
+            "The request body is not valid; see detail for each field.",
+            detail={(error.pointer or "/"): [error.message] for error in errors},
+        )
+
+
+# Authentication ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentPrincipal:
+    """An authenticated agent, as DRF's request.user."""
+
+    agent_id: str
+    prefix: str
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_agent: bool = True
+
+    def has_perms(self, perms: Any) -> bool:
+        return False
+
+    def has_perm(self, perm: Any) -> bool:
+        return False
+
+
+def authenticate_key(key: str) -> AgentPrincipal:
+    """The agent behind a presented key, from the cached snapshot; 401 saying why otherwise."""
+    prefix = parse_prefix(key)
+    state = snapshots.current()
+    found: KeyView | None = state.keys.get(prefix) if prefix else None
+    now = timezone.now()
+    if found is None or not key_matches(key, found.secret_hash) or (found.expires_at and found.expires_at <= now):
+        # Not a live key: let the registry say exactly why (malformed, unknown, expired, revoked).
+        registry_services.credential_authenticate(key)
+        raise AuthenticationFailed("Unknown key.", detail={"reason": "unknown"})
+    _touch(found.prefix)
+    return AgentPrincipal(agent_id=found.agent_id, prefix=found.prefix)
+
+
+def _touch(prefix: str) -> None:
+    """Keep `last_used_at` roughly current: at most one UPDATE per key per minute per process."""
+    now = time.monotonic()
+    if now - _last_used_written.get(prefix, -_LAST_USED_RESOLUTION) >= _LAST_USED_RESOLUTION:
+        _last_used_written[prefix] = now
+        Credential.objects.filter(prefix=prefix).update(last_used_at=timezone.now())
+
+
+# Deciding ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    tool: str
+    arguments: dict[str, Any]
+    contract_version: int | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+    @classmethod
+    def from_body(cls, body: Any) -> CallRequest:
+        check_body(_REQUEST, body)
+        return cls(
+            tool=body["tool"],
+            arguments=body.get("arguments") or {},
+            contract_version=body.get("contract_version"),
+            context=body.get("context") or {},
+            idempotency_key=body.get("idempotency_key"),
+        )
+
+
+def decide_call(principal: AgentPrincipal, call: CallRequest, *, started: float | None = None) -> ToolCall:
+    """Decide one tool call and record it; a repeated idempotency key returns the first decision."""
+    started = time.perf_counter() if started is None else started
+    try:
+        digest = tokens.arguments_digest(call.arguments)
+    except rfc8785_errors() as error:
+        raise InvalidInput(
+            "The arguments cannot be canonicalised (RFC 8785): integers must lie within ±2^53 and "
+            "numbers must be finite.",
+            detail={"/arguments": [str(error)]},
+        ) from None
+    if call.idempotency_key is not None:
+        existing = _replay(principal, call, digest)
+        if existing is not None:
+            return existing
+    state = snapshots.current()
+    now = timezone.now()
+    decision = _decide(state, principal, call, digest, now)
+    call_id = uuid.uuid4()
+    token, expires = None, None
+    if decision.outcome is Outcome.ALLOW:
+        token, expires = tokens.issue(
+            agent_id=principal.agent_id,
+            tool=call.tool,
+            digest=digest,
+            call_id=str(call_id),
+            policy_version=decision.policy_version,
+            now=now,
+        )
+    record = ToolCall(
+        id=call_id,
+        agent_id=principal.agent_id,
+        credential_prefix=principal.prefix,
+        tool=call.tool,
+        arguments=call.arguments,
+        arguments_digest=digest,
+        context=call.context,
+        idempotency_key=call.idempotency_key,
+        decision=str(decision.outcome),
+        reasons=[reason.as_dict() for reason in decision.reasons],
+        shadow=[result.as_dict() for result in decision.shadow],
+        contract_version=decision.contract_version,
+        policy_version=decision.policy_version,
+        token_expires_at=expires,
+        latency_us=0,
+    )
+    record.latency_us = int((time.perf_counter() - started) * 1_000_000)
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except IntegrityError:
+        if call.idempotency_key is None:
+            raise
+        # The same key raced in from another request: answer with the decision that won.
+        existing = _replay(principal, call, digest)
+        if existing is None:
+            raise
+        return existing
+    record.decision_token = token  # type: ignore[attr-defined]  # returned once, never stored
+    return record
+
+
+def rfc8785_errors() -> tuple[type[Exception], ...]:
+    import rfc8785
+
+    return (rfc8785.CanonicalizationError, ValueError, TypeError)
+
+
+def _replay(principal: AgentPrincipal, call: CallRequest, digest: str) -> ToolCall | None:
+    existing = ToolCall.objects.filter(agent_id=principal.agent_id, idempotency_key=call.idempotency_key).first()
+    if existing is None:
+        return None
+    if (existing.tool, existing.arguments_digest, existing.context) != (call.tool, digest, call.context):
+        raise Conflict(
+            "This idempotency key was used for a different tool call; use a new key for a new call.",
+            detail={"idempotency_key": call.idempotency_key, "original_call": str(existing.pk)},
+        )
+    existing.decision_token = _reissue(existing)  # type: ignore[attr-defined]
+    return existing
+
+
+def _reissue(existing: ToolCall) -> str | None:
+    """The original decision's token again, while it would still be valid."""
+    if existing.decision != Outcome.ALLOW or existing.token_expires_at is None:
+        return None
+    if existing.token_expires_at <= timezone.now():
+        return None
+    token, _ = tokens.issue(
+        agent_id=str(existing.agent_id),
+        tool=existing.tool,
+        digest=existing.arguments_digest,
+        call_id=str(existing.pk),
+        policy_version=existing.policy_version,
+        now=existing.token_expires_at - dt.timedelta(seconds=_token_ttl()),
+    )
+    return token
+
+
+def _token_ttl() -> int:
+    from core.conf import warden_settings
+
+    return int(warden_settings.DECISION_TOKEN_TTL_SECONDS)
+
+
+def _decide(
+    state: PolicyState, principal: AgentPrincipal, call: CallRequest, digest: str, now: dt.datetime
+) -> Decision:
+    snapshot = state.snapshot
+    context = CallContext(
+        session_id=str(call.context.get("session_id", "")),
+        on_behalf_of=tuple(call.context.get("on_behalf_of") or ()),
+        purpose=str(call.context.get("purpose", "")),
+    )
+    chain_ids = []
+    for name in context.on_behalf_of:
+        member = snapshot.agent(name)
+        if member is not None and member.id not in chain_ids and member.id != principal.agent_id:
+            chain_ids.append(member.id)
+    holders = [principal.agent_id, *chain_ids]
+    counts = counters.count_call(
+        agents=holders, tool=call.tool, digest=digest, loop_window=snapshot.limits.loop_window_seconds
+    )
+    budgeted = [
+        agent_id
+        for agent_id in holders
+        if (agent := snapshot.agents.get(agent_id)) is not None and agent.max_cost_per_day is not None
+    ]
+    request = Request(
+        agent_id=principal.agent_id,
+        tool=call.tool,
+        arguments=call.arguments,
+        now=now,
+        contract_version=call.contract_version,
+        context=context,
+        counters=Counters(
+            tool_calls_last_minute=counts.tool_calls_last_minute,
+            calls_last_hour=counts.calls_last_hour,
+            cost_today=_cost_today(budgeted, now) if budgeted else {},
+            repeats_in_window=counts.repeats_in_window,
+        ),
+    )
+    return decide(snapshot, request)
+
+
+def _cost_today(agent_ids: list[str], now: dt.datetime) -> dict[str, Decimal]:
+    """Reported cost since midnight UTC, per agent: the durable record is the source of truth."""
+    midnight = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (
+        ToolCall.objects.filter(agent_id__in=agent_ids, result_reported_at__gte=midnight, cost__isnull=False)
+        .values("agent_id")
+        .annotate(total=Sum("cost"))
+    )
+    return {str(row["agent_id"]): Decimal(row["total"]) for row in rows}
+
+
+# Results -------------------------------------------------------------------------------------
+
+
+def report_result(principal: AgentPrincipal, call_id: Any, body: Any) -> ToolCall:
+    """Record what the tool did; an output that breaks the output schema is recorded as contract drift."""
+    check_body(_RESULT, body)
+    with transaction.atomic():
+        call = ToolCall.objects.select_for_update().filter(pk=call_id, agent_id=principal.agent_id).first()
+        if call is None:
+            from core.errors import NotFound
+
+            raise NotFound("No tool call of this agent has this id.")
+        if call.result_reported_at is not None:
+            raise Conflict(
+                "The result of this call was already reported.",
+                detail={"result_status": call.result_status, "reported_at": call.result_reported_at.isoformat()},
+            )
+        if call.decision != Outcome.ALLOW:
+            raise Conflict(
+                f"This call was not allowed ({call.decision}); the tool must not have run.",
+                detail={"decision": call.decision},
+            )
+        output = body.get("output")
+        usage = body.get("usage") or {}
+        drift = _drift(call, output) if body["status"] == "succeeded" else []
+        call.result_status = body["status"]
+        call.output = output
+        call.usage = usage or None
+        call.cost = Decimal(str(usage["cost"])) if "cost" in usage else None
+        call.contract_drift = bool(drift)
+        call.drift = drift
+        call.result_reported_at = timezone.now()
+        call.save(
+            update_fields=[
+                "result_status",
+                "output",
+                "usage",
+                "cost",
+                "contract_drift",
+                "drift",
+                "result_reported_at",
+                "updated_at",
+            ]
+        )
+    return call
+
+
+def _drift(call: ToolCall, output: Any) -> list[dict[str, str]]:
+    snapshot = snapshots.current().snapshot
+    contract = snapshot.contracts.get(call.tool, {}).get(call.contract_version or 0)
+    if contract is None:
+        return []
+    try:
+        if contract.output.is_valid(output):
+            return []
+    except (jsonschema_rs.ValidationError, ValueError):
+        pass
+    return [{"pointer": error.pointer, "message": error.message} for error in contract.output.report(output)]

@@ -1,0 +1,96 @@
+"""JSON Schema validation: jsonschema-rs on the hot path, the `jsonschema` package as reference.
+
+The fast validator answers valid/invalid for every call. Only when a call is invalid does the
+reference implementation write the detailed report (each failing field's JSON Pointer and
+message). Where the two could disagree, the stricter answer wins (docs/decisions/0005):
+jsonschema-rs checks `format` and reads `\\d` as ASCII digits, so it refuses some arguments
+that `jsonschema` would accept; a call is valid only if the fast validator says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema_rs
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+MAX_REPORTED_ERRORS = 20
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+
+
+class InvalidSchema(ValueError):
+    """A stored schema that is not a valid Draft 2020-12 schema, with where and why."""
+
+    def __init__(self, message: str, pointer: str = "") -> None:
+        super().__init__(message)
+        self.pointer = pointer
+
+
+def pointer(parts: Iterable[Any]) -> str:
+    """The RFC 6901 JSON Pointer for a path of keys and indexes ("" is the whole document)."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def check_schema(schema: Any) -> None:
+    """Refuse a schema that breaks the Draft 2020-12 metaschema or that the fast validator cannot compile."""
+    if not isinstance(schema, dict | bool):
+        raise InvalidSchema("A schema must be a JSON object (or a boolean).")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as error:
+        raise InvalidSchema(
+            f"Not a valid Draft 2020-12 schema: {error.message}", pointer(error.absolute_path)
+        ) from None
+    try:
+        jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    except (jsonschema_rs.ValidationError, ValueError) as error:
+        message = str(error).splitlines()[0]
+        raise InvalidSchema(f"The schema cannot be compiled: {message}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One failing field of a validation report."""
+
+    pointer: str
+    message: str
+    keyword: str
+
+
+class CompiledSchema:
+    """A schema compiled once for fast checks, with the reference validator kept for reports."""
+
+    __slots__ = ("_fast", "_reference", "schema")
+
+    def __init__(self, schema: dict[str, Any] | bool) -> None:
+        self.schema = schema
+        self._fast = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+        self._reference: Draft202012Validator | None = None  # built on the first invalid call
+
+    def is_valid(self, instance: Any) -> bool:
+        return bool(self._fast.is_valid(instance))
+
+    def report(self, instance: Any) -> list[FieldError]:
+        """Each failing field, by JSON Pointer, in document order (at most MAX_REPORTED_ERRORS)."""
+        if self._reference is None:
+            self._reference = Draft202012Validator(self.schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        errors = [
+            FieldError(pointer(error.absolute_path), error.message, str(error.validator))
+            for error in self._reference.iter_errors(instance)
+        ]
+        if not errors:
+            # The fast validator is the stricter one here (format or regex dialect): use its words.
+            errors = [
+                FieldError(pointer(error.instance_path), error.message, _keyword(error.schema_path))
+                for error in self._fast.iter_errors(instance)
+            ]
+        errors.sort(key=lambda error: (error.pointer, error.keyword))
+        return errors[:MAX_REPORTED_ERRORS]
+
+
+def _keyword(schema_path: Iterable[Any]) -> str:
+    parts = [str(part) for part in schema_path]
+    return parts[-1] if parts else ""
