@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
-class AgentKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class AgentKeyScheme(OpenApiAuthenticationExtension):
     target_class = "policy.api.authentication.AgentKeyAuthentication"
     name = "agentKey"
 
