@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run test lint format migrate clean
+.PHONY: help install install-dev run test bench lint format migrate clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ run: install  ## Set up SQLite, the admin user and demo data; start the web serv
 
 test: install-dev  ## Run the whole test suite (PYTEST_ARGS="-k foo" to narrow it)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install  ## Benchmark the decision path: engine, HTTP on SQLite and PostgreSQL (BENCH_ARGS="--quick")
+	$(PY) benchmarks/decisions.py $(BENCH_ARGS)
 
 lint: install-dev  ## ruff, formatting, mypy and the import-layer contract
 	$(VENV)/bin/ruff check .
