@@ -135,6 +135,11 @@ class ContractVersionAdmin(admin.ModelAdmin):
             )
         obj.__dict__.update(saved.__dict__)
 
+    def has_change_permission(self, request: HttpRequest, obj: ContractVersion | None = None) -> bool:
+        if obj is not None and obj.status != ContractStatus.DRAFT:
+            return False  # immutable once active: the page is read-only; use the list actions
+        return super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: ContractVersion | None = None) -> bool:
         return False  # recorded calls name contract versions; deprecate instead
 
@@ -245,7 +250,7 @@ class RuleAdmin(admin.ModelAdmin):
 class ToolCallAdmin(admin.ModelAdmin):
     """The record of every decision: read-only."""
 
-    list_display = ["created_at", "agent", "tool", "decision_badge", "codes", "contract_version", "latency", "drift"]
+    list_display = ["created_at", "agent", "tool", "decision_badge", "codes", "latency", "drift"]
     list_filter = ["decision", "contract_drift", "result_status", "tool"]
     search_fields = ["tool", "agent__slug", "id", "idempotency_key"]
     list_select_related = ["agent"]

@@ -76,7 +76,8 @@ def compile_expression(expression: str) -> Any:
     except (ValueError, RuntimeError) as error:
         text = str(error)
         match = _POSITION.search(text)
-        detail = text.split("ERROR: ", 1)[-1].splitlines()[0]
+        detail = _POSITION.sub("", text.split("ERROR: ", 1)[-1].splitlines()[0]).lstrip(": ")
+        detail = detail.removeprefix("Syntax error: ")
         if match:
             line, column = int(match.group(1)), int(match.group(2))
             raise InvalidExpression(f"Syntax error at line {line}, column {column}: {detail}", line, column) from None
