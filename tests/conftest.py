@@ -19,7 +19,7 @@ from django.utils import timezone
 from core.actors import Actor
 from registry import services
 from registry.choices import AgentStatus, RiskTier
-from registry.models import Agent, Credential, Grant, Role
+from registry.models import Agent, Credential, Grant, Role, Tool
 
 E2E_PASSWORD = "e2e-correct-horse-battery"
 ARTIFACTS_DIR = Path(settings.BASE_DIR) / "var" / "artifacts"
@@ -64,7 +64,8 @@ def seeded_registry(transactional_db: None, system_actor: Actor, e2e_owner: Any)
     """Two roles, agents in several statuses with own and role grants, and active keys."""
     seeded = SeededRegistry(owner=e2e_owner)
     for name, side_effect in [("payments.transfer", "financial"), ("crm.read_contact", "read"), ("files.read", "read")]:
-        services.tool_create(actor=system_actor, name=name, side_effect=side_effect)
+        if not Tool.objects.filter(name=name).exists():  # another fixture may have registered it
+            services.tool_create(actor=system_actor, name=name, side_effect=side_effect)
     clerk = services.role_create(actor=system_actor, slug="payments-clerk", name="Payments clerk")
     reader = services.role_create(actor=system_actor, slug="crm-reader", name="CRM reader")
     unused = services.role_create(actor=system_actor, slug="unused-role", name="Unused role")  # deletable

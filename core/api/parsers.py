@@ -13,7 +13,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from core.conf import warden_settings
-from core.errors import RequestTooLarge
+from core.errors import InvalidInput, RequestTooLarge
 
 
 class BoundedJSONParser(JSONParser):
@@ -28,9 +28,41 @@ class BoundedJSONParser(JSONParser):
                 detail={"limit_bytes": limit},
             )
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"The request body is not valid JSON: {exc}") from exc
+        if b"\\u" in raw:  # only escapes can smuggle NUL or an unpaired surrogate into a string
+            check_text(data)
+        return data
+
+
+def check_text(value: Any, path: str = "") -> None:
+    """Refuse text no database can store: NUL characters and unpaired UTF-16 surrogates.
+
+    PostgreSQL rejects both (in text and in jsonb), SQLite would store them: refusing them here
+    gives the same clear 400 on every database instead of a 500 on one.
+    """
+    if isinstance(value, str):
+        if "\x00" in value or not _encodable(value):
+            raise InvalidInput(
+                "Text must not contain NUL characters or unpaired surrogates.",
+                detail={path or "/": ["Contains a NUL character or an unpaired surrogate."]},
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, path)
+            check_text(item, f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_text(item, f"{path}/{index}")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject_constant(name: str) -> Any:

@@ -290,3 +290,24 @@ def test_response_is_json_with_the_documented_keys(live_policy):
         "decision_token",
         "expires_at",
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"tool": "\\u0000payments"}',
+        '{"tool": "payments.transfer", "arguments": {"memo": "a\\u0000b"}}',
+        '{"tool": "payments.transfer", "arguments": {"\\ud800": 1}}',
+        '{"tool": "payments.transfer", "context": {"purpose": "\\udcb7"}}',
+    ],
+)
+def test_text_no_database_can_store_is_refused_on_every_database(live_policy, body):
+    response = live_policy.client().post(URL, body, content_type="application/json")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert not ToolCall.objects.exists()
+
+
+def test_escaped_text_that_is_fine_is_accepted(live_policy):
+    body = json.dumps({"tool": "payments.transfer", "arguments": {**VALID_PAYMENT, "reason": "caf\u00e9 \U0001f600"}})
+    response = live_policy.client().post(URL, body, content_type="application/json")
+    assert response.json()["decision"] == "allow"
