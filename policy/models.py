@@ -127,8 +127,9 @@ class Rule(RecordedModel):
 
     @property
     def scope_target(self) -> str:
+        """What the engine matches: the role's slug, the agent's id or the tool's name."""
         return {
-            RuleScope.ROLE: str(self.scope_role_id or ""),
+            RuleScope.ROLE: self.scope_role.slug if self.scope_role is not None else "",
             RuleScope.AGENT: str(self.scope_agent_id or ""),
             RuleScope.TOOL: str(self.scope_tool_id or ""),
         }.get(RuleScope(self.scope), "")

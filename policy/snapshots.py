@@ -153,7 +153,7 @@ def build(version: int | None = None) -> PolicyState:
             priority=rule.priority,
             message=rule.message,
         )
-        for rule in Rule.objects.filter(enabled=True)
+        for rule in Rule.objects.filter(enabled=True).select_related("scope_role")
     ]
     keys = {
         credential.prefix: KeyView(

@@ -15,7 +15,7 @@ from policy.models import ToolCall
 from policy.tests.builders import VALID_PAYMENT
 from registry import services as registry_services
 from registry.choices import AgentStatus
-from registry.tests.factories import AgentFactory
+from registry.tests.factories import AgentFactory, RoleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -311,3 +311,27 @@ def test_escaped_text_that_is_fine_is_accepted(live_policy):
     body = json.dumps({"tool": "payments.transfer", "arguments": {**VALID_PAYMENT, "reason": "caf\u00e9 \U0001f600"}})
     response = live_policy.client().post(URL, body, content_type="application/json")
     assert response.json()["decision"] == "allow"
+
+
+def test_role_and_agent_scoped_rules_apply_on_the_server(live_policy):
+    role = RoleFactory(slug="payers")
+    registry_services.agent_update(actor=live_policy.actor, agent=live_policy.agent, role=role)
+    services.rule_create(
+        actor=live_policy.actor,
+        name="payers escalate",
+        expression="true",
+        effect="escalate",
+        scope="role",
+        scope_role=role,
+    )
+    assert ask(live_policy.client()).json()["reasons"][0]["code"] == "rule_escalated"
+    services.rule_create(
+        actor=live_policy.actor,
+        name="payer denied",
+        expression="true",
+        effect="deny",
+        scope="agent",
+        scope_agent=live_policy.agent,
+        priority=1,
+    )
+    assert ask(live_policy.client(), {**VALID_PAYMENT, "amount": 7}).json()["reasons"][0]["code"] == "rule_denied"

@@ -1,0 +1,1 @@
+"""Benchmarks of Warden's decision path (see `decisions.py`; run with `make bench`)."""
