@@ -81,21 +81,30 @@ class MemoryCounters:
             self._counts.clear()
 
 
+# INCR every key; a key's first increment also sets its expiry (its window, plus a second).
+_HIT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, tonumber(ARGV[i]) + 1) end
+  counts[i] = count
+end
+return counts
+"""
+
+
 class RedisCounters:
-    """Counts shared by every process: INCR and EXPIRE per key, one pipelined round trip."""
+    """Counts shared by every process: one server-side script per call (one round trip, atomic)."""
 
     def __init__(self, url: str) -> None:
         import redis
 
         self._client: Any = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._hit = self._client.register_script(_HIT)
 
     def hit(self, keys: list[tuple[str, int]]) -> list[int]:
-        pipe = self._client.pipeline(transaction=False)
-        for key, window in keys:
-            pipe.incr(key)
-            pipe.expire(key, window + 1, nx=True)
-        results = pipe.execute()
-        return [int(value) for value in results[::2]]
+        counts = self._hit(keys=[key for key, _ in keys], args=[window for _, window in keys])
+        return [int(value) for value in counts]
 
     def reset(self) -> None:
         for key in self._client.scan_iter("warden:*"):

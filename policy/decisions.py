@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import jsonschema_rs
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -204,10 +204,14 @@ def decide_call(principal: AgentPrincipal, call: CallRequest, *, started: float 
         token_expires_at=expires,
         latency_us=0,
     )
+    record.created_at = record.updated_at = now
     record.latency_us = int((time.perf_counter() - started) * 1_000_000)
     try:
-        with transaction.atomic():
-            record.save(force_insert=True)
+        if call.idempotency_key is None:
+            _insert(record)  # one statement: atomic on its own, one round trip in autocommit
+        else:
+            with transaction.atomic():  # a savepoint inside an outer transaction: the race below is survivable
+                _insert(record)
     except IntegrityError:
         if call.idempotency_key is None:
             raise
@@ -218,6 +222,33 @@ def decide_call(principal: AgentPrincipal, call: CallRequest, *, started: float 
         return existing
     record.decision_token = token  # type: ignore[attr-defined]  # returned once, never stored
     return record
+
+
+_INSERT_FIELDS = list(ToolCall._meta.concrete_fields)
+_INSERT_SQL: dict[str, str] = {}
+
+
+def _insert(record: ToolCall) -> None:
+    """INSERT the tool call as one prepared statement.
+
+    The same columns and database values as `record.save(force_insert=True)` (each field's own
+    `get_db_prep_save`), without the ORM's per-call SQL compilation, which cost more than the
+    engine itself on the hot path. `created_at`/`updated_at` are set by the caller.
+    """
+    connection = connections[router.db_for_write(ToolCall)]
+    sql = _INSERT_SQL.get(connection.alias)
+    if sql is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(field.column) for field in _INSERT_FIELDS)
+        placeholders = ", ".join(["%s"] * len(_INSERT_FIELDS))
+        sql = _INSERT_SQL[connection.alias] = (
+            f"INSERT INTO {quote(ToolCall._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608  # identifiers come from the model, quoted; every value is a parameter
+        )
+    params = [field.get_db_prep_save(getattr(record, field.attname), connection) for field in _INSERT_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    record._state.adding = False
+    record._state.db = connection.alias
 
 
 def rfc8785_errors() -> tuple[type[Exception], ...]:

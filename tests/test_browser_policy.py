@@ -26,7 +26,7 @@ WEAK_SCHEMA = {
 
 
 def test_contract_rule_and_the_decision_it_causes(
-    page: Any,
+    page: Any,  # noqa: F811
     e2e_superuser: Any,
     seeded_registry: SeededRegistry,
     screenshots: Path,  # noqa: F811

@@ -13,7 +13,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from core.conf import warden_settings
-from core.errors import InvalidInput, RequestTooLarge
+from core.errors import InvalidInput, RequestTooLarge, WardenError
 
 
 class BoundedJSONParser(JSONParser):
@@ -22,18 +22,34 @@ class BoundedJSONParser(JSONParser):
     def parse(self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None) -> Any:
         limit = warden_settings.API_MAX_REQUEST_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise RequestTooLarge(
-                f"The request body is larger than {limit} bytes; send less data.",
-                detail={"limit_bytes": limit},
-            )
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"The request body is not valid JSON: {exc}") from exc
-        if b"\\u" in raw:  # only escapes can smuggle NUL or an unpaired surrogate into a string
-            check_text(data)
-        return data
+            return parse_json_body(raw)
+        except MalformedBody as exc:
+            raise ParseError(exc.message) from exc
+
+
+class MalformedBody(WardenError):
+    """The body is not JSON at all (outside DRF; inside, DRF's ParseError says the same)."""
+
+    code = "malformed"
+    status = 400
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Parse an API request body: at most the configured size, strict JSON, storable text."""
+    limit = warden_settings.API_MAX_REQUEST_BYTES
+    if len(raw) > limit:
+        raise RequestTooLarge(
+            f"The request body is larger than {limit} bytes; send less data.",
+            detail={"limit_bytes": limit},
+        )
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"The request body is not valid JSON: {exc}") from exc
+    if b"\\u" in raw:  # only escapes can smuggle NUL or an unpaired surrogate into a string
+        check_text(data)
+    return data
 
 
 def check_text(value: Any, path: str = "") -> None:

@@ -146,9 +146,19 @@ def test_revoked_and_expired_keys_get_401_at_once(live_policy):
     assert (response.status_code, response.json()["detail"]["reason"]) == (401, "expired")
 
 
-def test_humans_cannot_ask_for_decisions(live_policy, admin_api):
-    response = ask(admin_api)
-    assert response.status_code == 403
+def test_humans_cannot_ask_for_decisions(live_policy, client, warden_admin):
+    client.force_login(warden_admin)
+    response = client.post(URL, {"tool": "payments.transfer"}, content_type="application/json")
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    basic = client.post(
+        URL, {"tool": "payments.transfer"}, content_type="application/json", HTTP_AUTHORIZATION="Basic eDp5"
+    )
+    assert basic.status_code == 403
+
+
+def test_only_json_is_accepted(live_policy):
+    response = live_policy.client().post(URL, "tool=payments.transfer", content_type="text/plain")
+    assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize(
