@@ -11,6 +11,7 @@ while the others keep serving the previous snapshot.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class PolicyState:
         return self.snapshot.version
 
 
+logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _state: PolicyState | None = None
 _checked_at = 0.0
@@ -118,11 +120,18 @@ def build(version: int | None = None) -> PolicyState:
     grants: list[tuple[str, GrantView]] = []
     current_grants = Grant.objects.filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
     for grant in current_grants:
+        try:
+            constraints = tuple(Constraint.build(key, value) for key, value in sorted(grant.constraints.items()))
+        except (ValueError, TypeError):
+            # Saved before the registry checked patterns with both engines: this grant gives no
+            # authority (its calls get no_grant) rather than taking the whole policy down.
+            logger.error("Grant %s has constraints the engine cannot compile; it is ignored.", grant.pk)
+            continue
         view = GrantView(
             id=str(grant.pk),
             tool=grant.tool_id,
             source="agent" if grant.agent_id else "role",
-            constraints=tuple(Constraint.build(key, value) for key, value in sorted(grant.constraints.items())),
+            constraints=constraints,
             rate_limit_per_minute=grant.rate_limit_per_minute,
             valid_from=grant.valid_from,
             valid_until=grant.valid_until,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema_rs
 from django.core.exceptions import ValidationError
 from jsonschema import Draft202012Validator
 
@@ -94,5 +95,24 @@ def validate_scope(value: Any) -> None:
 
 
 def validate_constraints(value: Any) -> None:
-    """Field validator: the value is a well-formed set of per-argument grant constraints."""
+    """Field validator: the value is a well-formed set of per-argument grant constraints.
+
+    A `pattern` must compile in both regex engines: the policy engine checks constraints with
+    jsonschema-rs (ECMA-262 syntax), the reference with Python's `re`; each accepts some syntax the
+    other refuses (`a{,3}` and `\\Z` are Python-only, `\\p{L}` is ECMA-only).
+    """
     _validate(_CONSTRAINTS_VALIDATOR, value, "constraints")
+    errors = []
+    for argument, keywords in value.items():
+        pattern = keywords.get("pattern")
+        if pattern is None:
+            continue
+        try:
+            jsonschema_rs.validator_for({"pattern": pattern})
+        except (jsonschema_rs.ValidationError, ValueError):
+            errors.append(
+                f"constraints at '/{argument}/pattern': {pattern!r} is not a regular expression both "
+                "Python and ECMA-262 accept; use the common subset (e.g. {0,3} rather than {,3}, $ rather than \\Z)."
+            )
+    if errors:
+        raise ValidationError(errors)

@@ -191,8 +191,8 @@ class _Decider:
         # 5. Grant constraints, of the caller and of every delegator (the intersection).
         for holder, held in grants:
             reasons.extend(_constraint_reasons(holder, held, request.arguments))
-        # 6. Rules.
-        shadow, matched = self._rules(agent, tool.as_cel, reasons)
+        # 6. Rules: the caller's, and every delegator's as if it made the call itself.
+        shadow, matched = self._rules([agent, *chain], tool.as_cel, reasons)
         # 7. Rate limits, budgets, loop guard.
         reasons.extend(self._limits(grants))
 
@@ -252,45 +252,60 @@ class _Decider:
         return contract, None
 
     def _rules(
-        self, agent: AgentView, tool_cel: Any, reasons: list[Reason]
+        self, holders: list[AgentView], tool_cel: Any, reasons: list[Reason]
     ) -> tuple[tuple[ShadowResult, ...], tuple[str, ...]]:
+        """Evaluate the rules in scope for each holder of the authority (caller first, then the chain).
+
+        For each holder, the first matching enforced rule decides (allow stops that holder's rules);
+        `agent` is that holder, so a chain is never held to fewer rules than any member alone.
+        """
         request = self.request
-        applicable = [
-            rule
-            for rule in self.snapshot.rules
-            if rule.applies_to(agent_id=agent.id, role=agent.role, tool=request.tool)
-        ]
-        if not applicable:
-            return (), ()
-        env = activation(_cel_values(applicable, agent, tool_cel, request))
-        shadow: list[ShadowResult] = []
+        shadow: dict[str, ShadowResult] = {}
         matched: list[str] = []
-        enforcing = True  # until an enforce rule matches: first match decides
-        for rule in applicable:
-            if rule.mode is Mode.SHADOW:
-                shadow.append(_shadow(rule, env))
+        for holder in holders:
+            applicable = [
+                rule
+                for rule in self.snapshot.rules
+                if rule.applies_to(agent_id=holder.id, role=holder.role, tool=request.tool)
+            ]
+            if not applicable:
                 continue
-            if not enforcing:
-                continue
-            try:
-                hit = evaluate(rule, env)
-            except RuleEvaluationError as error:
-                reasons.append(
-                    Reason(Code.RULE_ERROR, f"Rule {rule.name!r} failed: {error}; denied (fail closed).", rule=rule.id)
-                )
+            env = activation(_cel_values(applicable, holder, tool_cel, request))
+            on_behalf = "" if holder is holders[0] else f" (applied to {holder.slug}, on whose behalf the call is made)"
+            enforcing = True  # until an enforce rule matches: first match decides
+            for rule in applicable:
+                if rule.mode is Mode.SHADOW:
+                    result = _shadow(rule, env)
+                    if rule.id not in shadow or (result.matched and not shadow[rule.id].matched):
+                        shadow[rule.id] = result
+                    continue
+                if not enforcing:
+                    continue
+                try:
+                    hit = evaluate(rule, env)
+                except RuleEvaluationError as error:
+                    reasons.append(
+                        Reason(
+                            Code.RULE_ERROR,
+                            f"Rule {rule.name!r} failed: {error}; denied (fail closed){on_behalf}.",
+                            rule=rule.id,
+                        )
+                    )
+                    enforcing = False
+                    continue
+                if not hit:
+                    continue
                 enforcing = False
-                continue
-            if not hit:
-                continue
-            matched.append(rule.id)
-            enforcing = False
-            if rule.effect is Effect.DENY:
-                reasons.append(Reason(Code.RULE_DENIED, rule.message or f"Denied by rule {rule.name!r}.", rule=rule.id))
-            elif rule.effect is Effect.ESCALATE:
-                reasons.append(
-                    Reason(Code.RULE_ESCALATED, rule.message or f"Rule {rule.name!r} requires approval.", rule=rule.id)
-                )
-        return tuple(shadow), tuple(matched)
+                if rule.id in matched:  # a rule in scope for several holders speaks once
+                    continue
+                matched.append(rule.id)
+                if rule.effect is Effect.DENY:
+                    message = rule.message or f"Denied by rule {rule.name!r}."
+                    reasons.append(Reason(Code.RULE_DENIED, message + on_behalf, rule=rule.id))
+                elif rule.effect is Effect.ESCALATE:
+                    message = rule.message or f"Rule {rule.name!r} requires approval."
+                    reasons.append(Reason(Code.RULE_ESCALATED, message + on_behalf, rule=rule.id))
+        return tuple(shadow.values()), tuple(matched)
 
     def _limits(self, grants: list[tuple[AgentView, GrantView]]) -> list[Reason]:
         counters, limits = self.request.counters, self.snapshot.limits

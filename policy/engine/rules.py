@@ -18,7 +18,10 @@ import cel
 
 VARIABLES = ("agent", "tool", "args", "context", "now")
 _POSITION = re.compile(r"<input>:(\d+):(\d+)")
-_SELECTION = re.compile(r"\b(agent|tool|args|context)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+# `var.field` not followed by "(" (that would be a method call such as args.size()).
+_SELECTION = re.compile(r"\b(agent|tool|args|context)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()")
+# Variables bound by CEL's comprehension macros: args.exists(k, ...), list.map(x, ...).
+_BOUND = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
@@ -35,7 +38,7 @@ def field_needs(expression: str, variables: frozenset[str]) -> dict[str, frozens
         if name == "now":
             continue
         fields = {field for var, field in _SELECTION.findall(code) if var == name}
-        rest = re.sub(rf"\b{name}\s*\.\s*[A-Za-z_][A-Za-z0-9_]*", "", code)
+        rest = re.sub(rf"\b{name}\s*\.\s*[A-Za-z_][A-Za-z0-9_]*\b(?!\s*\()", "", code)
         needs[name] = frozenset(fields) if fields and not re.search(rf"\b{name}\b", rest) else None
     return needs
 
@@ -82,7 +85,8 @@ def compile_expression(expression: str) -> Any:
             line, column = int(match.group(1)), int(match.group(2))
             raise InvalidExpression(f"Syntax error at line {line}, column {column}: {detail}", line, column) from None
         raise InvalidExpression(f"Syntax error: {detail}") from None
-    unknown = sorted(set(program.variables()) - set(VARIABLES))
+    bound = set(_BOUND.findall(_STRING.sub("''", expression)))
+    unknown = sorted(set(program.variables()) - set(VARIABLES) - bound)
     if unknown:
         raise InvalidExpression(f"Unknown variable(s) {', '.join(unknown)}; rules can use {', '.join(VARIABLES)}.")
     return program
@@ -120,7 +124,7 @@ class CompiledRule:
         message: str = "",
     ) -> CompiledRule:
         program = compile_expression(expression)
-        variables = frozenset(program.variables())
+        variables = frozenset(program.variables()) & frozenset(VARIABLES)
         return cls(
             id=id,
             name=name,

@@ -345,3 +345,25 @@ def test_role_and_agent_scoped_rules_apply_on_the_server(live_policy):
         priority=1,
     )
     assert ask(live_policy.client(), {**VALID_PAYMENT, "amount": 7}).json()["reasons"][0]["code"] == "rule_denied"
+
+
+def test_a_grant_the_engine_cannot_compile_gives_no_authority_and_breaks_nothing(live_policy):
+    from registry.models import Grant
+
+    grant = live_policy.agent.grants.get()
+    # Written behind the services' back (as an older release could have): a Python-only regex.
+    Grant.objects.filter(pk=grant.pk).update(constraints={"reason": {"pattern": "a{,3}"}})
+    registry_services.agent_update(actor=live_policy.actor, agent=live_policy.agent, team="ops")  # new version
+    body = ask(live_policy.client()).json()
+    assert (body["decision"], body["reasons"][0]["code"]) == ("deny", "no_grant")
+
+
+def test_a_constraint_pattern_must_compile_in_both_engines(live_policy):
+    from django.core.exceptions import ValidationError
+
+    grant = live_policy.agent.grants.get()
+    with pytest.raises(ValidationError) as error:
+        registry_services.grant_update(
+            actor=live_policy.actor, grant=grant, constraints={"reason": {"pattern": "a{,3}"}}
+        )
+    assert "both Python and ECMA-262" in str(error.value)

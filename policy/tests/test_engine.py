@@ -318,3 +318,22 @@ def test_unknown_tool_with_other_tools_present():
 def test_decisions_are_deterministic():
     snap = snapshot(rules=[rule("args.amount > 1000", "escalate"), rule("true", "deny", mode="shadow")])
     assert decide(snap, request()) == decide(snap, request())
+
+
+def test_a_delegators_rules_apply_to_calls_made_on_its_behalf():
+    snap = chain_snapshot(
+        agents=[agent("payer"), agent("lead", depth=1, role="leads")],
+        grants=[("id-payer", grant("payments.transfer")), ("id-lead", grant("payments.transfer"))],
+        rules=[rule("args.amount > 1000", "deny", scope="role", target="leads", name="leads stay small")],
+    )
+    assert decide(snap, request()).outcome is Outcome.ALLOW  # payer alone: the leads' rule is not in scope
+    decision = decide(snap, request(on_behalf_of=("lead",)))
+    assert codes(decision) == ["rule_denied"]
+    assert "applied to lead" in decision.reasons[0].message
+
+
+def test_method_calls_and_comprehensions_see_the_whole_arguments():
+    assert codes(decide(snapshot(rules=[rule("args.size() > 3", "deny")]), request())) == ["rule_denied"]
+    has_case = snapshot(rules=[rule("args.exists(k, k == 'case_id')", "escalate")])
+    assert decide(has_case, request()).outcome is Outcome.ALLOW
+    assert codes(decide(has_case, request({**VALID_PAYMENT, "case_id": "CASE-000001"}))) == ["rule_escalated"]

@@ -108,3 +108,12 @@ def test_every_policy_change_is_recorded_and_moves_the_version(actor):
     services.rule_delete(actor=actor, rule=rule, reason="Not needed.")
     assert revisions.current(revisions.POLICY) == start + 3
     assert not Rule.objects.exists()
+
+
+def test_format_or_pattern_under_not_is_refused_at_save(actor):
+    ToolFactory(name="notes.write")
+    with pytest.raises(ValidationError) as error:
+        services.contract_create(
+            actor=actor, tool="notes.write", input_schema={"properties": {"at": {"not": {"format": "date"}}}}
+        )
+    assert "/properties/at/not" in error.value.message_dict["input_schema"][0]

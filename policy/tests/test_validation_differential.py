@@ -12,12 +12,16 @@ field validators answer with `jsonschema`. The two must agree, except where the 
   at all without the optional rfc3339-validator package), so with formats on we only assert that
   jsonschema-rs never accepts what the reference refuses.
 
-Generation avoids the benign differences that are about numbers rather than validation: no NaN or
-infinity (not JSON), no integers beyond 2**53 (jsonschema-rs converts to 64-bit), and `multipleOf` only
-takes integers (a float divisor makes the answer depend on each library's rounding). Python's
-`bool` is a subclass of `int`; both libraries already treat `true` as a boolean and never as 1 (so
-`{"enum": [1]}` refuses `true`), which the generated enums and consts exercise freely. Both treat 1.0
-as an integer and as equal to 1 (in `enum`, `const` and `uniqueItems`).
+Tests marked "kept failing on purpose" hold real cases where jsonschema-rs accepts what the reference
+refuses: fix the validation (or change the documented policy), not the test.
+
+Known benign differences, avoided on purpose: no NaN or infinity (not JSON); no integers beyond
+2**53 (far from where the libraries' 64-bit and arbitrary-precision integers part ways); `multipleOf`
+takes integers only (with a float divisor the answer depends on each library's rounding), and the
+numbers near a bound are exactly representable. Python's `bool` is a subclass of `int`, but both
+libraries treat `true` as a boolean, never as 1 (`{"enum": [1]}` refuses `true`, `[1, true]` is
+unique), and both treat 1.0 as an integer equal to 1 (in `type`, `enum`, `const`, `uniqueItems`):
+the generated values mix all of these freely.
 
 No database: these tests never touch Django models.
 """
@@ -29,17 +33,18 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from jsonschema.validators import extend
 
 from policy.decisions import RESULT_REQUEST_SCHEMA, TOOL_CALL_REQUEST_SCHEMA
+from policy.engine.validation import STRICT_FORMATS, InvalidSchema, check_schema
 from policy.tests.builders import PAYMENT_SCHEMA, VALID_PAYMENT
 from registry.schemas import CONSTRAINTS_SCHEMA, SCOPE_SCHEMA
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+GENERATED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # -- the validators under comparison -------------------------------------------------------
@@ -63,7 +68,10 @@ EcmaReference = extend(Draft202012Validator, {"pattern": _ecma_pattern})
 
 
 def fast(schema: Any, *, formats: bool = True) -> Any:
-    return jsonschema_rs.Draft202012Validator(schema, validate_formats=formats)
+    """The hot-path validator exactly as production builds it (formats on: with STRICT_FORMATS)."""
+    if formats:
+        return jsonschema_rs.Draft202012Validator(schema, validate_formats=True, formats=STRICT_FORMATS)
+    return jsonschema_rs.Draft202012Validator(schema, validate_formats=False)
 
 
 def reference(schema: Any, *, formats: bool = True) -> Any:
@@ -164,7 +172,7 @@ FORMAT_SAMPLES: dict[str, list[str]] = {
     "email": ["ops@example.com", "a@b", "@", "a@", "@@", "a b@c.d", '"a b"@c.d', "a@[127.0.0.1]", "a..b@c.d"],
     "date": ["2024-02-29", "2023-02-29", "2024-02-30", "2024-1-01", "20240101", "2024-01-01\n", "0001-01-01"],
     "date-time": ["2024-01-01T00:00:00Z", "2024-01-01t00:00:00z", "2024-01-01 00:00:00Z", "2024-01-01T00:00:00"],
-    "ipv4": ["1.2.3.4", "01.2.3.4", "256.1.1.1", "1.2.3", "1.2.3.4\n", "0.0.0.0", "255.255.255.255"],
+    "ipv4": ["1.2.3.4", "01.2.3.4", "256.1.1.1", "1.2.3", "1.2.3.4\n", "0.0.0.0", "255.255.255.255"],  # noqa: S104
     "uuid": [
         "12345678-1234-1234-1234-123456789abc",
         "12345678-1234-1234-1234-123456789ABC",
@@ -252,7 +260,7 @@ def _objects(schema: dict[str, Any], depth: int) -> st.SearchStrategy[dict[str, 
     @st.composite
     def build(draw: Any) -> dict[str, Any]:
         chosen = draw(st.lists(st.sampled_from(names), max_size=len(names), unique=True))
-        return {name: draw(instances(properties[name] if name in properties else extra, depth + 1)) for name in chosen}
+        return {name: draw(instances(properties.get(name, extra), depth + 1)) for name in chosen}
 
     return build()
 
@@ -298,36 +306,56 @@ def schema_and_instance(draw: Any, *, strings: bool = False) -> tuple[Any, Any]:
 # -- generated schemas -----------------------------------------------------------------------
 
 
-@FAST
+@GENERATED
 @given(schema_and_instance())
 def test_the_validators_agree_exactly_without_pattern_or_format(case):
     schema, instance = case
     check_both_accept(schema)
-    assert fast(schema).is_valid(instance) == reference(schema).is_valid(instance), (schema, instance)
+    valid = fast(schema).is_valid(instance)
+    event(f"valid: {valid}")
+    assert valid == reference(schema).is_valid(instance), (schema, instance)
 
 
-@FAST
+@GENERATED
 @given(schema_and_instance(strings=True))
 def test_with_pattern_and_format_the_validators_agree_up_to_the_dialects(case):
     """Formats off and the reference reading patterns as ECMA-262: exact agreement again."""
     schema, instance = case
     check_both_accept(schema)
-    assert fast(schema, formats=False).is_valid(instance) == ecma_reference(schema).is_valid(instance), (
-        schema,
-        instance,
-    )
+    valid = fast(schema, formats=False).is_valid(instance)
+    event(f"valid: {valid}")
+    assert valid == ecma_reference(schema).is_valid(instance), (schema, instance)
 
 
-@FAST
+@GENERATED
 @given(schema_and_instance(strings=True))
-# jsonschema-rs accepts year 0000 (RFC 3339 allows it: date-fullyear = 4DIGIT), the reference refuses
-# it (Python's datetime.date starts at year 1): the fast validator is MORE permissive here. Kept
-# failing on purpose: the hot path allows a `format: date` argument that the reference rejects.
+# Found by this test, fixed in validation.py:
+# 1. jsonschema-rs alone accepts year 0000 (RFC 3339 allows it: date-fullyear = 4DIGIT); the reference
+#    refuses it (Python's datetime.date starts at year 1). STRICT_FORMATS checks `date` by both rules.
 @example(case=({"type": "string", "format": "date"}, "0000-01-01"))
+# 2. "jsonschema-rs is the stricter one" holds keyword by keyword, not for a whole schema: under `not`,
+#    `oneOf` or `if` a stricter `format` or `pattern` makes the schema MORE permissive. Contracts with
+#    such schemas are refused at save (check_schema), so they never reach the hot path.
+@example(case=({"not": {"format": "date-time"}}, "x"))
+@example(case=({"oneOf": [{"type": "string"}, {"format": "date-time"}]}, "x"))
+@example(case=({"not": {"format": "email"}}, "a@"))
+@example(case=({"not": {"pattern": "^[0-9]+$"}}, "12\n"))
 def test_with_pattern_and_format_the_fast_validator_is_never_more_permissive(case):
-    """The stricter answer wins (validation.py): whatever jsonschema-rs accepts, the reference accepts."""
+    """The stricter answer wins (validation.py): whatever the hot path accepts, the reference accepts.
+
+    For every schema a contract may hold: one that check_schema refuses never reaches the hot path.
+    """
     schema, instance = case
     check_both_accept(schema)
+    try:
+        check_schema(schema)
+    except InvalidSchema as error:
+        refused = str(error)
+    else:
+        refused = ""
+    if refused:
+        assert "not allowed under" in refused
+        return
     if fast(schema).is_valid(instance):
         assert reference(schema).is_valid(instance), (schema, instance)
 
@@ -490,7 +518,6 @@ FAST_IS_STRICTER: list[tuple[str, str, Any]] = [
     # (Constraint.build compiles such a pattern with jsonschema-rs and raises: see the report.)
     ("constraints", "format", {"reason": {"pattern": "a{,3}"}}),
     ("constraints", "format", {"reason": {"pattern": "\\Z"}}),
-    ("constraints", "format", {"reason": {"pattern": "(?P<name>x)"}}),
 ]
 
 
@@ -528,54 +555,80 @@ def test_shipped_schemas_known_dialect_differences(name, keyword, instance):
         assert ecma_reference(schema).is_valid(instance) is False
 
 
-# Targeted generators for the shipped schemas' string fields (the generic `instances` would
-# rarely hit a valid IBAN-shaped account or a well-formed grant constraint).
-ACCOUNTS = st.from_regex(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}", fullmatch=True)
-NAMES = st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,10}", fullmatch=True)
-TWEAKED_TEXT = st.builds(lambda s, tweak: tweak(s), SHORT_TEXT | NAMES | ACCOUNTS, st.sampled_from(TWEAKS))
+# Instances for the shipped schemas: a well-formed value built field by field (the generic
+# `instances` would rarely hit an IBAN-shaped account or a well-formed grant constraint), then up to
+# three edits that usually break it: a dropped or an extra key, a random value, or a string tweaked
+# where dialects differ (a final newline, Unicode digits, case, whitespace).
+ACCOUNTS = st.builds(
+    lambda country, check, rest: f"{country}{check:02d}{rest}",
+    st.sampled_from(["DE", "GB", "FR", "NL"]),
+    st.integers(0, 99),
+    st.text(alphabet="ABCXYZ0123456789", min_size=10, max_size=30),
+)
+NAMES = st.builds(lambda head, tail: head + tail, st.sampled_from("ab7"), st.text(alphabet="az09_.-", max_size=10))
+ARGUMENT_NAMES = st.builds(lambda head, tail: head + tail, st.sampled_from("aZ_"), st.text(alphabet="aZ9_", max_size=8))
+POINTERS = st.lists(st.text(alphabet="az09", min_size=1, max_size=4), min_size=1, max_size=3).map(
+    lambda parts: "".join("/" + part for part in parts)
+)
 
 
-def _tweaked_text(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    return strategy | st.builds(lambda s, tweak: tweak(s), strategy, st.sampled_from(TWEAKS))
+def _edited(value: Any, draw: Any, keys: list[str], values: st.SearchStrategy[Any]) -> Any:
+    """One edit, anywhere in the value: the edits that usually make a well-formed value invalid."""
+    if isinstance(value, str):
+        return draw(st.sampled_from(TWEAKS))(value) if value else value
+    if isinstance(value, list) and value:
+        index = draw(st.integers(0, len(value) - 1))
+        return [*value[:index], _edited(value[index], draw, keys, values), *value[index + 1 :]]
+    if not isinstance(value, dict):
+        return draw(values)
+    value = dict(value)
+    edit = draw(st.sampled_from(["drop", "add", "replace", "inside", "inside"]))
+    if edit == "drop" and value:
+        value.pop(draw(st.sampled_from(sorted(value))))
+    elif edit == "add":
+        value[draw(st.sampled_from(["extra", *keys]))] = draw(values)
+    elif edit == "replace" or not value:
+        value[draw(st.sampled_from(keys))] = draw(values)
+    else:
+        key = draw(st.sampled_from(sorted(value)))
+        value[key] = _edited(value[key], draw, keys, values)
+    return value
 
 
-def _tweaked(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
-    return _tweaked_text(strategy) | json_scalars
-
-
-def _maybe_broken(base: st.SearchStrategy[dict[str, Any]], keys: list[str]) -> st.SearchStrategy[Any]:
-    """A well-formed object, then at most two edits: drop a key, add one, or replace a value."""
-
+def _maybe_broken(
+    base: st.SearchStrategy[Any], keys: list[str], values: st.SearchStrategy[Any] = json_values
+) -> st.SearchStrategy[Any]:
     @st.composite
     def build(draw: Any) -> Any:
-        value = dict(draw(base))
-        for _ in range(draw(st.integers(0, 2))):
-            edit = draw(st.sampled_from(["drop", "add", "replace"]))
-            if edit == "drop" and value:
-                value.pop(draw(st.sampled_from(sorted(value))))
-            elif edit == "add":
-                value[draw(st.sampled_from(["extra", *keys]))] = draw(json_values)
-            else:
-                value[draw(st.sampled_from(keys))] = draw(json_values | TWEAKED_TEXT)
+        value = draw(base)
+        for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2, 3]))):
+            value = _edited(value, draw, keys, values)
         return value
 
-    return build() | json_values
+    return build()
+
+
+@st.composite
+def _some_of(draw: Any, fields: dict[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
+    """One to three of the fields (a grant constraint needs at least one keyword)."""
+    names = draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=3, unique=True))
+    return {name: draw(fields[name]) for name in names}
 
 
 SHIPPED_INSTANCES: dict[str, st.SearchStrategy[Any]] = {
     "payment": _maybe_broken(
         st.fixed_dictionaries(
             {
-                "account": _tweaked(ACCOUNTS),
-                "amount": st.integers(-2, 1_000_001) | NICE_FLOATS | ANY_FLOATS,
-                "currency": st.sampled_from(["EUR", "USD", "GBP", "eur", "XXX"]),
-                "reason": st.text(min_size=2, max_size=8),
+                "account": ACCOUNTS,
+                "amount": st.integers(1, 1_000_000) | NICE_FLOATS.filter(lambda x: x > 0),
+                "currency": st.sampled_from(["EUR", "USD", "GBP"]),
+                "reason": st.text(min_size=3, max_size=12),
             },
             optional={
-                "case_id": _tweaked(st.from_regex(r"CASE-[0-9]{6}", fullmatch=True)),
-                "requested_by": _tweaked(FORMAT_STRATEGIES["email"] | st.sampled_from(FORMAT_SAMPLES["email"])),
-                "effective_date": _tweaked(FORMAT_STRATEGIES["date"] | st.sampled_from(FORMAT_SAMPLES["date"][:-1])),
-                "tags": st.lists(_tweaked(NAMES), max_size=9),
+                "case_id": st.integers(0, 999_999).map(lambda number: f"CASE-{number:06d}"),
+                "requested_by": st.sampled_from(FORMAT_SAMPLES["email"]),
+                "effective_date": FORMAT_STRATEGIES["date"] | st.sampled_from(FORMAT_SAMPLES["date"]),
+                "tags": st.lists(st.text(max_size=6), max_size=8),
             },
         ),
         list(PAYMENT_SCHEMA["properties"]),
@@ -583,65 +636,72 @@ SHIPPED_INSTANCES: dict[str, st.SearchStrategy[Any]] = {
     "scope": _maybe_broken(
         st.fixed_dictionaries(
             {
-                "data_domains": st.lists(_tweaked(NAMES), max_size=3),
-                "environments": st.lists(_tweaked(NAMES), max_size=3),
-                "max_delegation_depth": st.integers(-1, 9) | NICE_FLOATS | st.booleans(),
+                "data_domains": st.lists(NAMES, max_size=3, unique=True),
+                "environments": st.lists(NAMES, max_size=3, unique=True),
+                "max_delegation_depth": st.integers(0, 8) | st.integers(0, 8).map(float),
             }
         ),
         list(SCOPE_SCHEMA["properties"]),
     ),
-    "constraints": st.dictionaries(
-        _tweaked_text(NAMES | st.from_regex(r"(/[a-z0-9]{1,4}){1,3}", fullmatch=True)),
-        _maybe_broken(
-            st.fixed_dictionaries(
-                {},
-                optional={
+    "constraints": _maybe_broken(
+        st.dictionaries(
+            ARGUMENT_NAMES | POINTERS,
+            _some_of(
+                {
                     "maximum": st.integers(-5, 10) | NICE_FLOATS,
                     "minimum": st.integers(-5, 10) | NICE_FLOATS,
-                    "enum": st.lists(json_scalars, max_size=3),
+                    "exclusiveMaximum": NICE_FLOATS,
+                    "enum": st.lists(json_scalars, min_size=1, max_size=3),
                     "const": json_scalars,
-                    "maxLength": st.integers(-1, 5),
-                    "pattern": st.sampled_from(["^[0-9]+$", "^[A-Z]{2}$", "a|b", "x+"]),
-                    "maxItems": st.integers(-1, 5) | NICE_FLOATS,
-                },
+                    "maxLength": st.integers(0, 5),
+                    "minLength": st.integers(0, 5),
+                    "pattern": st.sampled_from(PATTERNS),
+                    "maxItems": st.integers(0, 5),
+                }
             ),
-            ["maximum", "minimum", "exclusiveMaximum", "enum", "const", "maxLength", "pattern", "type"],
+            max_size=3,
         ),
-        max_size=3,
-    )
-    | json_values,
+        ["maximum", "minimum", "exclusiveMaximum", "enum", "const", "maxLength", "pattern", "type"],
+        # No random text: random text under "pattern" meets the regex dialects (`format: regex`) by
+        # chance, e.g. "[]" or "\\cJ" (ECMA only); those are pinned by hand in INVALID instead.
+        values=st.recursive(
+            st.none() | st.booleans() | st.integers(-5, 10) | NICE_FLOATS,
+            lambda children: st.lists(children, max_size=3) | st.dictionaries(ARGUMENT_NAMES, children, max_size=3),
+            max_leaves=4,
+        ),
+    ),
     "tool_call_request": _maybe_broken(
         st.fixed_dictionaries(
-            {"tool": _tweaked(NAMES)},
+            {"tool": st.text(min_size=1, max_size=12)},
             optional={
                 "arguments": st.dictionaries(SHORT_TEXT, json_scalars, max_size=3),
-                "contract_version": st.none() | st.integers(-1, 3),
+                "contract_version": st.none() | st.integers(1, 3),
                 "context": st.none()
                 | st.fixed_dictionaries(
                     {},
                     optional={
                         "session_id": SHORT_TEXT,
-                        "on_behalf_of": st.lists(_tweaked(NAMES), max_size=9),
+                        "on_behalf_of": st.lists(NAMES, max_size=8),
                         "purpose": SHORT_TEXT,
                     },
                 ),
-                "idempotency_key": st.none() | SHORT_TEXT,
+                "idempotency_key": st.none() | st.text(min_size=1, max_size=8),
             },
         ),
         list(TOOL_CALL_REQUEST_SCHEMA["properties"]),
     ),
     "result_request": _maybe_broken(
         st.fixed_dictionaries(
-            {"status": st.sampled_from(["succeeded", "failed", "ok"])},
+            {"status": st.sampled_from(["succeeded", "failed"])},
             optional={
                 "output": json_values,
                 "usage": st.none()
                 | st.fixed_dictionaries(
                     {},
                     optional={
-                        "input_tokens": st.integers(-1, 10**12 + 1) | NICE_FLOATS,
-                        "output_tokens": st.integers(-1, 10**12 + 1),
-                        "cost": NICE_FLOATS | st.integers(-1, 10**8 + 1) | ANY_FLOATS,
+                        "input_tokens": st.integers(0, 10**12),
+                        "output_tokens": st.integers(0, 10**12),
+                        "cost": NICE_FLOATS.map(abs) | st.integers(0, 10**8),
                     },
                 ),
             },
@@ -652,12 +712,14 @@ SHIPPED_INSTANCES: dict[str, st.SearchStrategy[Any]] = {
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_SCHEMAS))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_shipped_schemas_agree_on_generated_instances(name, data):
     """Exact agreement up to the regex dialect with formats off; the stricter answer with formats on."""
     schema = SHIPPED_SCHEMAS[name]
     instance = data.draw(SHIPPED_INSTANCES[name], label="instance")
-    assert fast(schema, formats=False).is_valid(instance) == ecma_reference(schema).is_valid(instance)
+    valid = fast(schema, formats=False).is_valid(instance)
+    event(f"valid: {valid}")
+    assert valid == ecma_reference(schema).is_valid(instance)
     if fast(schema).is_valid(instance):
         assert reference(schema).is_valid(instance)
