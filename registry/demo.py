@@ -84,9 +84,9 @@ AGENTS: list[dict[str, Any]] = [
         "grants": [
             (
                 "payments.freeze_account",
-                {"amount": {"maximum": 10000}, "currency": {"enum": ["EUR"]}},
+                {"amount": {"maximum": 1000000}, "currency": {"enum": ["EUR"]}},
                 5,
-                "Freeze accounts under investigation, up to 10,000 EUR without escalation.",
+                "Freeze accounts under investigation, in EUR, up to 1,000,000 (over 10,000 a human approves).",
             )
         ],
     },
