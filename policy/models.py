@@ -139,7 +139,8 @@ class ToolCall(TimestampedModel):
     """One tool call an agent asked to make: its request, the decision, and later its result."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="tool_calls")
+    # Indexed through the (agent, -created_at) index below: every index costs the hot path an insert.
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="tool_calls", db_index=False)
     credential_prefix = models.CharField(max_length=12, help_text="Which of the agent's keys made the call.")
     # A name, not a foreign key: calls for unknown tools are recorded too (and denied).
     tool = models.CharField(max_length=128, db_index=True)
@@ -147,7 +148,7 @@ class ToolCall(TimestampedModel):
     arguments_digest = models.CharField(max_length=64, help_text="SHA-256 of the RFC 8785 canonical arguments.")
     context = models.JSONField(default=dict, blank=True)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
-    decision = models.CharField(max_length=16, choices=DecisionOutcome.choices, db_index=True)
+    decision = models.CharField(max_length=16, choices=DecisionOutcome.choices)
     reasons = models.JSONField(default=list, blank=True)
     shadow = models.JSONField(default=list, blank=True)
     contract_version = models.PositiveIntegerField(null=True, blank=True)

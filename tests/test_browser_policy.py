@@ -79,5 +79,6 @@ def test_contract_rule_and_the_decision_it_causes(
     assert "rule_escalated" in row.inner_text()
     page.screenshot(path=screenshots / "13-tool-calls.png", full_page=True)
     page.click("#result_list tbody tr th a")
-    assert "Transfers over 500 need approval." in page.content()
+    page.wait_for_url("**/admin/policy/toolcall/*/change/")
+    page.locator("pre.wd-schema", has_text="Transfers over 500 need approval.").wait_for()  # waits for the page
     page.screenshot(path=screenshots / "14-tool-call.png", full_page=True)
