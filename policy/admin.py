@@ -167,20 +167,7 @@ class ContractVersionAdmin(admin.ModelAdmin):
 class RuleForm(forms.ModelForm):
     class Meta:
         model = Rule
-        fields = [
-            "name",
-            "description",
-            "expression",
-            "effect",
-            "mode",
-            "scope",
-            "scope_role",
-            "scope_agent",
-            "scope_tool",
-            "priority",
-            "message",
-            "enabled",
-        ]
+        fields = list(services.RULE_FIELDS)
         widgets = {"expression": forms.Textarea(attrs={"rows": 4, "cols": 80, "class": "vLargeTextField"})}
 
 

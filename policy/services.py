@@ -22,22 +22,22 @@ from registry.choices import ChangeAction
 from registry.models import Tool
 
 CONTRACT_EDITABLE = frozenset({"input_schema", "output_schema", "notes"})
-RULE_EDITABLE = frozenset(
-    {
-        "name",
-        "description",
-        "expression",
-        "effect",
-        "mode",
-        "scope",
-        "scope_role",
-        "scope_agent",
-        "scope_tool",
-        "priority",
-        "message",
-        "enabled",
-    }
+# In the order forms show them.
+RULE_FIELDS = (
+    "name",
+    "description",
+    "expression",
+    "effect",
+    "mode",
+    "scope",
+    "scope_role",
+    "scope_agent",
+    "scope_tool",
+    "priority",
+    "message",
+    "enabled",
 )
+RULE_EDITABLE = frozenset(RULE_FIELDS)
 
 
 def _record(actor: Actor, action: str, instance: Any, before: Any, reason: str = "") -> None:
