@@ -436,6 +436,11 @@ class Backend:
         return int(self.query(f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608 - fixed table names
 
 
+# --pg-counters memory: PostgreSQL with in-process counters, to see what the Redis round trip costs.
+PG_COUNTERS = {"redis": REDIS_URL, "memory": ""}
+_pg_redis_url = REDIS_URL
+
+
 @contextlib.contextmanager
 def backend(name: str) -> Iterator[Backend]:
     """A fresh, empty database (and Redis db for PostgreSQL), removed afterwards whatever happens."""
@@ -452,7 +457,7 @@ def backend(name: str) -> Iterator[Backend]:
                 name,
                 var_dir,
                 f"postgres://postgres@127.0.0.1:5432/{db_name}",
-                redis_url=REDIS_URL,
+                redis_url=_pg_redis_url,
                 pg_database=db_name,
             )
         else:
@@ -659,7 +664,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--duration", type=float, default=None, help="seconds per wrk measurement (default 10, 3 quick)"
     )
+    parser.add_argument(
+        "--pg-counters",
+        choices=sorted(PG_COUNTERS),
+        default="redis",
+        help="rate-limit counters of the PostgreSQL run: Redis (default, exact across workers) or in-process",
+    )
     options = parser.parse_args(argv)
+    global _pg_redis_url
+    _pg_redis_url = PG_COUNTERS[options.pg_counters]
     # A SIGTERM unwinds like Ctrl-C, so gunicorn, the database and the temp files are still cleaned up.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     duration = options.duration or (3.0 if options.quick else 10.0)
