@@ -12,17 +12,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.conf import settings
 
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    tool_calls_last_minute: dict[str, int]
-    calls_last_hour: dict[str, int]
-    repeats_in_window: int
+from policy.engine import Counters
 
 
 class CounterStore(Protocol):
@@ -42,13 +36,13 @@ def _window_keys(
     return keys
 
 
-def count_call(*, agents: list[str], tool: str, digest: str, loop_window: int) -> Counts:
-    """Count one call by `agents[0]` (on behalf of the rest) and return the counts the engine needs."""
+def count_call(*, agents: list[str], tool: str, digest: str, loop_window: int) -> Counters:
+    """Count one call by `agents[0]` (on behalf of the rest); the engine's counters, cost not included."""
     keys = _window_keys(
         agents=agents, caller=agents[0], tool=tool, digest=digest, loop_window=loop_window, now=time.time()
     )
     values = store().hit(keys)
-    return Counts(
+    return Counters(
         tool_calls_last_minute={agent: values[2 * index] for index, agent in enumerate(agents)},
         calls_last_hour={agent: values[2 * index + 1] for index, agent in enumerate(agents)},
         repeats_in_window=values[-1],

@@ -8,6 +8,7 @@ indexed read; a daily budget one aggregate over the agent's reported results tod
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -16,13 +17,15 @@ from decimal import Decimal
 from typing import Any
 
 import jsonschema_rs
+import rfc8785
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from core.conf import warden_settings
 from core.errors import AuthenticationFailed, Conflict, InvalidInput
 from policy import counters, snapshots, tokens
-from policy.engine import CallContext, Counters, Decision, Outcome, Request, decide
+from policy.engine import CallContext, Decision, Outcome, Request, decide
 from policy.engine.validation import CompiledSchema
 from policy.models import ToolCall
 from policy.snapshots import KeyView, PolicyState
@@ -30,7 +33,6 @@ from registry import services as registry_services
 from registry.keys import key_matches, parse_prefix
 from registry.models import Credential
 
-_LAST_USED_RESOLUTION = 60.0
 _last_used_written: dict[str, float] = {}
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 128}
@@ -128,9 +130,9 @@ def authenticate_key(key: str) -> AgentPrincipal:
 
 
 def _touch(prefix: str) -> None:
-    """Keep `last_used_at` roughly current: at most one UPDATE per key per minute per process."""
-    now = time.monotonic()
-    if now - _last_used_written.get(prefix, -_LAST_USED_RESOLUTION) >= _LAST_USED_RESOLUTION:
+    """Keep `last_used_at` as current as the registry does: at most one UPDATE per key per resolution per process."""
+    now, resolution = time.monotonic(), registry_services.LAST_USED_RESOLUTION.total_seconds()
+    if now - _last_used_written.get(prefix, -resolution) >= resolution:
         _last_used_written[prefix] = now
         Credential.objects.filter(prefix=prefix).update(last_used_at=timezone.now())
 
@@ -163,7 +165,7 @@ def decide_call(principal: AgentPrincipal, call: CallRequest, *, started: float 
     started = time.perf_counter() if started is None else started
     try:
         digest = tokens.arguments_digest(call.arguments)
-    except rfc8785_errors() as error:
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as error:
         raise InvalidInput(
             "The arguments cannot be canonicalised (RFC 8785): integers must lie within ±2^53 and "
             "numbers must be finite.",
@@ -251,12 +253,6 @@ def _insert(record: ToolCall) -> None:
     record._state.db = connection.alias
 
 
-def rfc8785_errors() -> tuple[type[Exception], ...]:
-    import rfc8785
-
-    return (rfc8785.CanonicalizationError, ValueError, TypeError)
-
-
 def _replay(principal: AgentPrincipal, call: CallRequest, digest: str) -> ToolCall | None:
     existing = ToolCall.objects.filter(agent_id=principal.agent_id, idempotency_key=call.idempotency_key).first()
     if existing is None:
@@ -282,15 +278,9 @@ def _reissue(existing: ToolCall) -> str | None:
         digest=existing.arguments_digest,
         call_id=str(existing.pk),
         policy_version=existing.policy_version,
-        now=existing.token_expires_at - dt.timedelta(seconds=_token_ttl()),
+        now=existing.token_expires_at - dt.timedelta(seconds=warden_settings.DECISION_TOKEN_TTL_SECONDS),
     )
     return token
-
-
-def _token_ttl() -> int:
-    from core.conf import warden_settings
-
-    return int(warden_settings.DECISION_TOKEN_TTL_SECONDS)
 
 
 def _decide(
@@ -323,12 +313,7 @@ def _decide(
         now=now,
         contract_version=call.contract_version,
         context=context,
-        counters=Counters(
-            tool_calls_last_minute=counts.tool_calls_last_minute,
-            calls_last_hour=counts.calls_last_hour,
-            cost_today=_cost_today(budgeted, now) if budgeted else {},
-            repeats_in_window=counts.repeats_in_window,
-        ),
+        counters=dataclasses.replace(counts, cost_today=_cost_today(budgeted, now)) if budgeted else counts,
     )
     return decide(snapshot, request)
 

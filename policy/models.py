@@ -9,7 +9,6 @@ the agent reports the result.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -183,7 +182,3 @@ class ToolCall(TimestampedModel):
 
     def reason_codes(self) -> list[str]:
         return [reason.get("code", "") for reason in self.reasons if isinstance(reason, dict)]
-
-    def as_request_body(self) -> dict[str, Any]:
-        """What the agent sent (to compare a repeated idempotency key)."""
-        return {"tool": self.tool, "arguments_digest": self.arguments_digest, "context": self.context}

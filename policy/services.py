@@ -54,15 +54,6 @@ def _record(actor: Actor, action: str, instance: Any, before: Any, reason: str =
 # Contracts ---------------------------------------------------------------------------------
 
 
-def _tool(tool: Tool | str) -> Tool:
-    if isinstance(tool, Tool):
-        return tool
-    found = Tool.objects.filter(name=tool).first()
-    if found is None:
-        raise InvalidInput(f"Unknown tool {tool!r}: register it under Tools first.", detail={"tool": ["Unknown tool."]})
-    return found
-
-
 @transaction.atomic
 def contract_create(
     *,
@@ -74,7 +65,9 @@ def contract_create(
     activate: bool = False,
 ) -> ContractVersion:
     """Add the next version of a tool's contract (a draft unless `activate`)."""
-    locked = Tool.objects.select_for_update().get(pk=_tool(tool).pk)  # serialises version numbers
+    locked = Tool.objects.select_for_update().get(
+        pk=registry_services.tool_named(tool).pk
+    )  # serialises version numbers
     latest = ContractVersion.objects.filter(tool=locked).aggregate(latest=Max("version"))["latest"] or 0
     contract = ContractVersion(
         tool=locked,
@@ -149,7 +142,7 @@ def contract_set_status(*, actor: Actor, contract: ContractVersion, to: str, rea
 @transaction.atomic
 def rule_create(*, actor: Actor, **fields: Any) -> Rule:
     """Add a rule; its expression is compiled now and refused with its position if CEL cannot parse it."""
-    _resolve_scope_tool(fields)
+    registry_services.resolve_tool(fields, "scope_tool")
     rule = Rule()
     unknown = sorted(set(fields) - RULE_EDITABLE)
     if unknown:
@@ -164,7 +157,7 @@ def rule_create(*, actor: Actor, **fields: Any) -> Rule:
 @transaction.atomic
 def rule_update(*, actor: Actor, rule: Rule, reason: str = "", **changes: Any) -> Rule:
     """Change a rule (its expression is compiled again)."""
-    _resolve_scope_tool(changes)
+    registry_services.resolve_tool(changes, "scope_tool")
     return registry_services.update_recorded(
         actor=actor,
         instance=rule,
@@ -188,8 +181,3 @@ def rule_delete(*, actor: Actor, rule: Rule, reason: str = "") -> None:
         reason=reason,
     )
     registry_services.delete_recorded(current)
-
-
-def _resolve_scope_tool(fields: dict[str, Any]) -> None:
-    if isinstance(fields.get("scope_tool"), str):
-        fields["scope_tool"] = _tool(fields["scope_tool"])

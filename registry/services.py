@@ -34,7 +34,7 @@ from registry.models import Agent, ChangeRecord, Credential, Grant, Role, Tool, 
 # Fields never copied into change records.
 _SECRET_FIELDS = frozenset({"secret_hash"})
 # How often a key's last use is written back (a write per request would cost the hot path).
-_LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
 @contextmanager
@@ -101,34 +101,20 @@ def record_change(
     )
 
 
-def _save(instance: models.Model) -> None:
+def save_recorded(instance: models.Model) -> None:
+    """Validate and save a recorded model inside a service (the caller records the change)."""
     instance.full_clean()
     with _writing():
         instance.save()
 
 
-def save_recorded(instance: models.Model) -> None:
-    """Validate and save a recorded model from another app's service (record the change yourself)."""
-    _save(instance)
-
-
 def delete_recorded(instance: models.Model) -> None:
-    """Delete a recorded model from another app's service (record the change yourself first)."""
+    """Delete a recorded model inside a service (the caller records the change first)."""
     with _writing():
         instance.delete()
 
 
-def update_recorded(**kwargs: Any) -> Any:
-    """`_update` for other apps' services: lock, apply, validate, save and record a change."""
-    return _update(**kwargs)
-
-
 def user_of(actor: Actor) -> Any:
-    """The Django user behind a user actor, else None (public form of `_user_of`)."""
-    return _user_of(actor)
-
-
-def _user_of(actor: Actor) -> Any:
     """The Django user behind a user actor (for `granted_by` / `created_by`), else None."""
     if actor.kind != "user":
         return None
@@ -149,7 +135,7 @@ def _apply(instance: models.Model, changes: dict[str, Any], editable: frozenset[
 _M = TypeVar("_M", bound=models.Model)
 
 
-def _update(
+def update_recorded(
     *,
     actor: Actor,
     instance: _M,
@@ -168,7 +154,7 @@ def _update(
     _apply(current, changes, editable)
     if check is not None:
         check(current)
-    _save(current)
+    save_recorded(current)
     after = snapshot(current)
     # `updated_at` moves on every save; only a change to another field is a change worth recording.
     if {**after, "updated_at": None} != {**before, "updated_at": None}:
@@ -207,7 +193,7 @@ def tool_create(*, actor: Actor, name: str, **fields: Any) -> Tool:
     """Register a tool so that grants, contracts and rules can name it."""
     tool = Tool(name=name)
     _apply(tool, fields, TOOL_EDITABLE)
-    _save(tool)
+    save_recorded(tool)
     record_change(actor=actor, action=ChangeAction.TOOL_CREATED, instance=tool, before=None, after=snapshot(tool))
     return tool
 
@@ -218,22 +204,28 @@ def tool_update(*, actor: Actor, tool: Tool, **changes: Any) -> Tool:
 
     The name is fixed: grants, contracts and recorded tool calls refer to it.
     """
-    return _update(
+    return update_recorded(
         actor=actor, instance=tool, changes=changes, editable=TOOL_EDITABLE, action=ChangeAction.TOOL_UPDATED
     )
 
 
-def _resolve_tool(fields: dict[str, Any]) -> None:
-    """Let callers name a tool by its name; an unregistered name is refused with what to do."""
-    name = fields.get("tool")
-    if isinstance(name, str):
-        tool = Tool.objects.filter(name=name).first()
-        if tool is None:
-            raise InvalidInput(
-                f"Unknown tool {name!r}: register it under Tools first.",
-                detail={"tool": [f"No registered tool is named {name!r}."]},
-            )
-        fields["tool"] = tool
+def tool_named(tool: Tool | str, *, field: str = "tool") -> Tool:
+    """A registered tool by name (a Tool passes through); an unregistered name is refused with what to do."""
+    if isinstance(tool, Tool):
+        return tool
+    found = Tool.objects.filter(name=tool).first()
+    if found is None:
+        raise InvalidInput(
+            f"Unknown tool {tool!r}: register it under Tools first.",
+            detail={field: [f"No registered tool is named {tool!r}."]},
+        )
+    return found
+
+
+def resolve_tool(fields: dict[str, Any], field: str = "tool") -> None:
+    """Let callers name a tool in `fields[field]` by its name (see `tool_named`)."""
+    if isinstance(fields.get(field), str):
+        fields[field] = tool_named(fields[field], field=field)
 
 
 # Roles -------------------------------------------------------------------------------------
@@ -245,7 +237,7 @@ ROLE_EDITABLE = frozenset({"slug", "name", "description"})
 def role_create(*, actor: Actor, slug: str, name: str, description: str = "") -> Role:
     """Create a role (an authority template); grants are added with `grant_create`."""
     role = Role(slug=slug, name=name, description=description)
-    _save(role)
+    save_recorded(role)
     record_change(actor=actor, action=ChangeAction.ROLE_CREATED, instance=role, before=None, after=snapshot(role))
     return role
 
@@ -253,7 +245,7 @@ def role_create(*, actor: Actor, slug: str, name: str, description: str = "") ->
 @transaction.atomic
 def role_update(*, actor: Actor, role: Role, **changes: Any) -> Role:
     """Change a role's name, slug or description."""
-    return _update(
+    return update_recorded(
         actor=actor, instance=role, changes=changes, editable=ROLE_EDITABLE, action=ChangeAction.ROLE_UPDATED
     )
 
@@ -272,8 +264,7 @@ def role_delete(*, actor: Actor, role: Role) -> None:
         grant_delete(actor=actor, grant=grant, reason=f"Role {role.slug} deleted.")
     before = snapshot(role)
     record_change(actor=actor, action=ChangeAction.ROLE_DELETED, instance=role, before=before, after=None)
-    with _writing():
-        role.delete()
+    delete_recorded(role)
 
 
 # Agents ------------------------------------------------------------------------------------
@@ -311,7 +302,7 @@ def agent_create(*, actor: Actor, **fields: Any) -> Agent:
     fields.pop("status", None)
     agent = Agent()
     _apply(agent, fields, AGENT_EDITABLE)
-    _save(agent)
+    save_recorded(agent)
     record_change(actor=actor, action=ChangeAction.AGENT_CREATED, instance=agent, before=None, after=snapshot(agent))
     return agent
 
@@ -324,7 +315,7 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
             "Change the status with a transition (activate, suspend, quarantine, retire).",
             detail={"status": ["Use the status transition endpoint."]},
         )
-    return _update(
+    return update_recorded(
         actor=actor,
         instance=agent,
         changes=changes,
@@ -369,7 +360,7 @@ def agent_transition(*, actor: Actor, agent: Agent, to: str, reason: str = "") -
     before = snapshot(current)
     current.status = to
     current.status_changed_at = timezone.now()
-    _save(current)
+    save_recorded(current)
     record_change(
         actor=actor,
         action=ChangeAction.AGENT_STATUS_CHANGED,
@@ -399,11 +390,11 @@ def _check_grant_holder(grant: Grant) -> None:
 @transaction.atomic
 def grant_create(*, actor: Actor, reason: str, **fields: Any) -> Grant:
     """Give an agent or a role authority over one tool, recording who granted it and why."""
-    _resolve_tool(fields)
-    grant = Grant(reason=reason.strip(), granted_by=_user_of(actor))
+    resolve_tool(fields)
+    grant = Grant(reason=reason.strip(), granted_by=user_of(actor))
     _apply(grant, fields, GRANT_EDITABLE)
     _check_grant_holder(grant)
-    _save(grant)
+    save_recorded(grant)
     record_change(
         actor=actor,
         action=ChangeAction.GRANT_ADDED,
@@ -418,8 +409,8 @@ def grant_create(*, actor: Actor, reason: str, **fields: Any) -> Grant:
 @transaction.atomic
 def grant_update(*, actor: Actor, grant: Grant, **changes: Any) -> Grant:
     """Change a grant's constraints, limits, window or reason."""
-    _resolve_tool(changes)
-    return _update(
+    resolve_tool(changes)
+    return update_recorded(
         actor=actor,
         instance=grant,
         changes=changes,
@@ -442,8 +433,7 @@ def grant_delete(*, actor: Actor, grant: Grant, reason: str = "") -> None:
         after=None,
         reason=reason,
     )
-    with _writing():
-        current.delete()
+    delete_recorded(current)
 
 
 # Credentials -------------------------------------------------------------------------------
@@ -475,11 +465,11 @@ def _new_credential(
         name=name.strip(),
         prefix=generated.prefix,
         secret_hash=generated.secret_hash,
-        created_by=_user_of(actor),
+        created_by=user_of(actor),
         expires_at=expires_at,
         replaces=replaces,
     )
-    _save(credential)
+    save_recorded(credential)
     return IssuedCredential(credential=credential, key=generated.key)
 
 
@@ -524,7 +514,7 @@ def credential_rotate(
     else:
         current.revoked_at = timezone.now()
         current.revoked_reason = "Rotated."
-    _save(current)
+    save_recorded(current)
     record_change(
         actor=actor,
         action=ChangeAction.CREDENTIAL_ROTATED,
@@ -553,7 +543,7 @@ def credential_revoke(*, actor: Actor, credential: Credential, reason: str = "")
     before = snapshot(current)
     current.revoked_at = timezone.now()
     current.revoked_reason = reason.strip()
-    _save(current)
+    save_recorded(current)
     record_change(
         actor=actor,
         action=ChangeAction.CREDENTIAL_REVOKED,
@@ -582,7 +572,7 @@ def credential_authenticate(key: str) -> Credential:
             f"This key is {state}; ask the agent's owner for a new one.", detail={"reason": state}
         )
     now = timezone.now()
-    if credential.last_used_at is None or now - credential.last_used_at > _LAST_USED_RESOLUTION:
+    if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_RESOLUTION:
         # A usage timestamp, not a governed change: a plain UPDATE, no change record.
         Credential.objects.filter(pk=credential.pk).update(last_used_at=now)
         credential.last_used_at = now

@@ -7,12 +7,14 @@ from typing import Any
 from rest_framework import serializers
 
 from policy.choices import DecisionOutcome, ResultStatus
-from policy.decisions import RESULT_REQUEST_SCHEMA, TOOL_CALL_REQUEST_SCHEMA
+from policy.engine.reasons import CODE_DESCRIPTIONS
 from policy.models import ToolCall
 
 
 class ReasonSerializer(serializers.Serializer[Any]):
-    code = serializers.CharField(help_text="Stable machine code, e.g. schema_violation, no_grant, rule_escalated.")
+    code = serializers.CharField(
+        help_text="Stable machine code: " + "; ".join(f"`{code}`: {text}" for code, text in CODE_DESCRIPTIONS.items())
+    )
     message = serializers.CharField()
     pointer = serializers.CharField(required=False, help_text="JSON Pointer into the arguments.")
     rule = serializers.CharField(required=False, help_text="Id of the rule that gave this reason.")
@@ -102,6 +104,3 @@ def decision_document(call: ToolCall) -> dict[str, Any]:
         "decision_token": getattr(call, "decision_token", None),
         "expires_at": call.token_expires_at.isoformat().replace("+00:00", "Z") if call.token_expires_at else None,
     }
-
-
-__all__ = ["RESULT_REQUEST_SCHEMA", "TOOL_CALL_REQUEST_SCHEMA"]

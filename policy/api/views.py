@@ -31,7 +31,7 @@ from core.errors import AuthenticationFailed, WardenError
 from policy import decisions, tokens
 from policy.api import schema as _schema  # noqa: F401  # registers the bearer scheme
 from policy.api import serializers as s
-from policy.api.authentication import AgentKeyAuthentication, IsAgent
+from policy.api.authentication import REALM, AgentKeyAuthentication, IsAgent, principal_from_authorization
 from policy.decisions import AgentPrincipal
 from policy.models import ToolCall
 
@@ -145,25 +145,21 @@ def decide_view(request: HttpRequest) -> HttpResponse:
     except WardenError as error:
         response = error_response(error.code, error.message, error.status, error.detail)
         if error.status == 401:
-            response["WWW-Authenticate"] = _AUTHENTICATE
+            response["WWW-Authenticate"] = REALM
         return response
     return JsonResponse(s.decision_document(record))
 
 
-_AUTHENTICATE = 'Bearer realm="warden"'
-
-
 def _bearer_principal(request: HttpRequest) -> AgentPrincipal:
-    header = request.META.get("HTTP_AUTHORIZATION", "").split()
-    if not header or header[0].lower() != "bearer":
-        if header or request.user.is_authenticated:
-            raise PermissionDenied(IsAgent.message)
-        raise NotAuthenticated(
-            "Authentication required: send 'Authorization: Bearer <agent key>'.", detail={"reason": "missing"}
-        )
-    if len(header) != 2:
-        raise AuthenticationFailed("Send the key as 'Authorization: Bearer <key>'.", detail={"reason": "malformed"})
-    return decisions.authenticate_key(header[1])
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    principal = principal_from_authorization(header)
+    if principal is not None:
+        return principal
+    if header.strip() or request.user.is_authenticated:
+        raise PermissionDenied(IsAgent.message)
+    raise NotAuthenticated(
+        "Authentication required: send 'Authorization: Bearer <agent key>'.", detail={"reason": "missing"}
+    )
 
 
 class NotAuthenticated(AuthenticationFailed):

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from policy.engine.rules import CompiledRule
-from policy.engine.validation import CompiledSchema
+from policy.engine.validation import CompiledSchema, pointer
 
 ACTIVE = "active"
 
@@ -66,8 +66,11 @@ class Constraint:
 
     @classmethod
     def build(cls, key: str, keywords: Mapping[str, Any]) -> Constraint:
-        pointer = key if key.startswith("/") else "/" + key.replace("~", "~0").replace("/", "~1")
-        return cls(pointer=pointer, keywords=keywords, schema=CompiledSchema(dict(keywords)))
+        return cls(
+            pointer=key if key.startswith("/") else pointer([key]),
+            keywords=keywords,
+            schema=CompiledSchema(dict(keywords)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
