@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 
 import jwt
 import pytest
@@ -321,6 +322,30 @@ def test_escaped_text_that_is_fine_is_accepted(live_policy):
     body = json.dumps({"tool": "payments.transfer", "arguments": {**VALID_PAYMENT, "reason": "caf\u00e9 \U0001f600"}})
     response = live_policy.client().post(URL, body, content_type="application/json")
     assert response.json()["decision"] == "allow"
+
+
+def test_the_stored_row_is_what_the_orm_would_have_written(live_policy):
+    """The hot path's hand-written INSERT (a JSON row on PostgreSQL) against `save()`, column by column."""
+    arguments = {**VALID_PAYMENT, "amount": 12.75, "reason": 'caf\u00e9 \U0001f600 "q" \\ b', "tags": ["a", "b"]}
+    context = {"session_id": "s-1", "purpose": "pay invoice 7"}
+    body = ask(live_policy.client(), arguments, context=context, idempotency_key="row-1").json()
+    assert body["decision"] == "allow", body
+    stored = ToolCall.objects.get(pk=body["id"])
+    twin = ToolCall.objects.get(pk=body["id"])
+    twin.pk = None
+    twin.id = uuid.uuid4()
+    twin.idempotency_key = "row-2"
+    twin.save(force_insert=True)
+    twin = ToolCall.objects.get(pk=twin.pk)
+    different = {"id", "idempotency_key", "created_at", "updated_at"}  # save() stamps its own times
+    for field in ToolCall._meta.concrete_fields:
+        if field.attname not in different:
+            assert getattr(stored, field.attname) == getattr(twin, field.attname), field.attname
+    assert (stored.arguments, stored.context, stored.idempotency_key) == (arguments, context, "row-1")
+    assert (stored.output, stored.usage, stored.cost) == (None, None, None)
+    assert ToolCall.objects.filter(pk=stored.pk, output__isnull=True, usage__isnull=True).exists()  # SQL NULL
+    assert stored.created_at == stored.updated_at
+    assert stored.token_expires_at is not None
 
 
 def test_role_and_agent_scoped_rules_apply_on_the_server(live_policy):
