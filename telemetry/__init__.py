@@ -1,0 +1,1 @@
+"""Telemetry: the pages and signals people watch the fleet through. Reads everything, owns nothing."""
