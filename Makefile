@@ -36,6 +36,10 @@ test: install-dev  ## Run the whole test suite (PYTEST_ARGS="-k foo" to narrow i
 bench: install  ## Benchmark the decision path: engine, HTTP on SQLite and PostgreSQL (BENCH_ARGS="--quick")
 	$(PY) benchmarks/decisions.py $(BENCH_ARGS)
 
+.PHONY: bench-audit
+bench-audit: install  ## What the audit trail costs a decision: with and without, sealing, verify (BENCH_ARGS="--quick")
+	$(PY) benchmarks/audit.py $(BENCH_ARGS)
+
 lint: install-dev  ## ruff, formatting, mypy and the import-layer contract
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

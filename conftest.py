@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from core.actors import Actor
-from core.groups import APPROVERS, VIEWERS, WARDEN_ADMINS
+from core.groups import APPROVERS, AUDITORS, VIEWERS, WARDEN_ADMINS
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +50,12 @@ def approver(db: None) -> Any:
 def viewer(db: None) -> Any:
     """A staff user in viewers: reads the registry, changes nothing."""
     return _user(username="viewer", groups=[VIEWERS])
+
+
+@pytest.fixture
+def auditor(db: None) -> Any:
+    """A staff user in auditors: reads and verifies the audit trail, changes nothing."""
+    return _user(username="auditor", groups=[AUDITORS])
 
 
 @pytest.fixture
@@ -103,6 +109,11 @@ def approver_api(approver: Any) -> APIClient:
 @pytest.fixture
 def viewer_api(viewer: Any) -> APIClient:
     return _client_for(viewer)
+
+
+@pytest.fixture
+def auditor_api(auditor: Any) -> APIClient:
+    return _client_for(auditor)
 
 
 @pytest.fixture

@@ -813,6 +813,11 @@ def main(argv: list[str] | None = None) -> int:
             ["baseline_rps_c16_sqlite", number(results.get("baseline_rps_c16_sqlite"), 1), "", ""],
             ["http_vs_baseline_sqlite", number(results.get("http_vs_baseline_sqlite"), 3), "", ""],
         ]
+    return print_summary(summary, notes, failures, results)
+
+
+def print_summary(summary: list[list[Any]], notes: list[str], failures: list[str], results: dict[str, Any]) -> int:
+    """The summary table, notes and failures, then the figures as one JSON line (last); the exit status."""
     print("\n== Summary ==")
     print(table(["metric", "value", "target", "met?"], [[str(cell) for cell in row] for row in summary]))
     if notes:

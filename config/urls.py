@@ -1,4 +1,4 @@
-"""Top-level URLs: the admin, the API (v1), its OpenAPI schema and docs, health probes."""
+"""Top-level URLs: the admin, the pages (audit trail), the API (v1), its OpenAPI schema and docs, health probes."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -18,6 +18,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("registry.api.urls")),
     path("api/v1/", include("policy.api.urls")),
+    path("api/v1/", include("audit.api.urls")),
+    path("api/v1/", include("approvals.api.urls")),
+    path("approvals/", include("approvals.urls")),
+    path("", include("telemetry.urls")),
     path(".well-known/jwks.json", jwks, name="jwks"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -24,5 +24,8 @@ class CoreConfig(AppConfig):
         ]
         if settings.CELERY_RESULT_BACKEND.startswith("file://"):
             folders.append(settings.CELERY_RESULT_BACKEND.removeprefix("file://"))
+        beat_schedule = getattr(settings, "CELERY_BEAT_SCHEDULE_FILENAME", "")
+        if beat_schedule:
+            folders.append(str(Path(beat_schedule).parent))
         for folder in filter(None, folders):
             Path(str(folder)).mkdir(parents=True, exist_ok=True)

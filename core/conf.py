@@ -30,6 +30,29 @@ DEFAULTS: dict[str, Any] = {
     # Ed25519 private key (PEM) signing decision tokens; empty: read or create SIGNING_KEY_FILE.
     "SIGNING_KEY": "",
     "SIGNING_KEY_FILE": "var/signing_key.pem",
+    # Audit trail: how often Celery beat seals new records into a block (seconds) ...
+    "AUDIT_SEAL_SECONDS": 5.0,
+    # ... at most this many records per block ...
+    "AUDIT_SEAL_BATCH": 5000,
+    # ... looking this far back (seconds) for records whose transaction committed late.
+    "AUDIT_LATE_SECONDS": 300,
+    # Where people reach this Warden (links in e-mails to approvers).
+    "PUBLIC_URL": "http://127.0.0.1:8000",
+    # Approvals: how long approvers have when the escalating rule says nothing (seconds) ...
+    "APPROVAL_TIMEOUT_SECONDS": 3600,
+    # ... when to remind them before it is due (seconds) ...
+    "APPROVAL_REMINDER_SECONDS": 600,
+    # ... how many distinct approvers a critical-tier agent's call needs at least ...
+    "APPROVAL_CRITICAL_QUORUM": 2,
+    # ... and how often Celery beat expires overdue approvals and sends reminders (seconds).
+    "APPROVAL_EXPIRY_CHECK_SECONDS": 10.0,
+    # Webhooks agents register: hosts they may point at ("*" any, ".example.com" a domain and its subdomains) ...
+    "WEBHOOK_ALLOWED_HOSTS": ["localhost", "127.0.0.1", "::1"],
+    # ... attempts per delivery, the first retry's delay (doubling, with jitter, capped) and each POST's timeout.
+    "WEBHOOK_MAX_ATTEMPTS": 8,
+    "WEBHOOK_BACKOFF_SECONDS": 2.0,
+    "WEBHOOK_BACKOFF_MAX_SECONDS": 600.0,
+    "WEBHOOK_TIMEOUT_SECONDS": 5.0,
 }
 
 

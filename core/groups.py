@@ -11,7 +11,8 @@ from typing import Any
 WARDEN_ADMINS = "warden-admins"
 APPROVERS = "approvers"
 VIEWERS = "viewers"
-ALL_GROUPS = (WARDEN_ADMINS, APPROVERS, VIEWERS)
+AUDITORS = "auditors"  # read and verify the audit trail, export it; change nothing
+ALL_GROUPS = (WARDEN_ADMINS, APPROVERS, VIEWERS, AUDITORS)
 
 
 def grant_model_permissions(apps: Any, app_label: str, grants: dict[str, tuple[str, ...]]) -> None:

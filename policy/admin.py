@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from audit.sensitive import redact
 from core.actors import Actor
 from core.errors import WardenError
 from policy import services
@@ -192,6 +193,13 @@ class RuleAdmin(admin.ModelAdmin):
             },
         ),
         ("Applies to", {"fields": ["scope", "scope_role", "scope_agent", "scope_tool", "priority", "enabled"]}),
+        (
+            "Approval (escalating rules)",
+            {
+                "fields": ["required_approvals", "approval_timeout_seconds", "on_expiry"],
+                "description": "How the approval queue treats the calls this rule escalates.",
+            },
+        ),
     ]
 
     @admin.display(description="Effect", ordering="effect")
@@ -295,7 +303,7 @@ class ToolCallAdmin(admin.ModelAdmin):
 
     @admin.display(description="Arguments")
     def arguments_pretty(self, call: ToolCall) -> str:
-        return _pre(call.arguments)
+        return _pre(redact(call.arguments))  # sensitive values: a marker, not even their digest
 
     @admin.display(description="Context")
     def context_pretty(self, call: ToolCall) -> str:
@@ -303,7 +311,7 @@ class ToolCallAdmin(admin.ModelAdmin):
 
     @admin.display(description="Output")
     def output_pretty(self, call: ToolCall) -> str:
-        return _pre(call.output)
+        return _pre(redact(call.output))
 
     @admin.display(description="Usage")
     def usage_pretty(self, call: ToolCall) -> str:

@@ -47,3 +47,10 @@ class DecisionOutcome(models.TextChoices):
 class ResultStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+class ExpiryEffect(models.TextChoices):
+    """What an escalated call becomes when nobody decides before its approval is due."""
+
+    DENY = "deny", "Deny (the safe default)"
+    ALLOW = "allow", "Allow (silence is consent)"

@@ -23,10 +23,15 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+import audit.services as audit
+from audit import sensitive
+from audit.models import AuditRecord
+from core.actors import Actor
 from core.conf import warden_settings
 from core.errors import AuthenticationFailed, Conflict, InvalidInput
-from policy import counters, snapshots, tokens
-from policy.engine import CallContext, Decision, Outcome, Request, decide
+from policy import counters, hooks, snapshots, tokens, waiting
+from policy.engine import CallContext, ContractView, Decision, Outcome, Request, decide
+from policy.engine.reasons import Reason
 from policy.engine.validation import CompiledSchema
 from policy.models import ToolCall
 from policy.snapshots import KeyView, PolicyState
@@ -161,8 +166,13 @@ class CallRequest:
         )
 
 
-def decide_call(principal: AgentPrincipal, call: CallRequest, *, started: float | None = None) -> ToolCall:
-    """Decide one tool call and record it; a repeated idempotency key returns the first decision."""
+def decide_call(
+    principal: AgentPrincipal, call: CallRequest, *, started: float | None = None, audited: bool = True
+) -> ToolCall:
+    """Decide one tool call and record it with its audit record; a repeated idempotency key returns the first decision.
+
+    `audited=False` exists for benchmarks/audit.py alone, which measures what the audit record costs.
+    """
     started = time.perf_counter() if started is None else started
     try:
         digest = tokens.arguments_digest(call.arguments)
@@ -190,17 +200,22 @@ def decide_call(principal: AgentPrincipal, call: CallRequest, *, started: float 
             policy_version=decision.policy_version,
             now=now,
         )
+    contract = state.snapshot.contracts.get(call.tool, {}).get(decision.contract_version or 0)
+    stored_arguments = sensitive.mask(call.arguments, contract.sensitive_input if contract else ())
     record = ToolCall(
         id=call_id,
         agent_id=principal.agent_id,
         credential_prefix=principal.prefix,
         tool=call.tool,
-        arguments=call.arguments,
+        arguments=stored_arguments,
         arguments_digest=digest,
         context=call.context,
         idempotency_key=call.idempotency_key,
         decision=str(decision.outcome),
-        reasons=[reason.as_dict() for reason in decision.reasons],
+        escalated=decision.outcome is Outcome.ESCALATE,
+        reasons=sensitive.redact_messages(
+            [reason.as_dict() for reason in decision.reasons], contract.sensitive_input if contract else ()
+        ),
         shadow=[result.as_dict() for result in decision.shadow],
         contract_version=decision.contract_version,
         policy_version=decision.policy_version,
@@ -209,12 +224,17 @@ def decide_call(principal: AgentPrincipal, call: CallRequest, *, started: float 
     )
     record.created_at = record.updated_at = now
     record.latency_us = int((time.perf_counter() - started) * 1_000_000)
+    audit_row = _decided_record(state, record) if audited else None
     try:
-        if call.idempotency_key is None:
-            _insert(record)  # one statement: atomic on its own, one round trip in autocommit
+        if call.idempotency_key is None and not record.escalated:
+            _insert(record, audit_row)  # atomic on its own: one statement on PostgreSQL
         else:
-            with transaction.atomic():  # a savepoint inside an outer transaction: the race below is survivable
-                _insert(record)
+            # A savepoint inside an outer transaction: the idempotency race below is survivable.
+            # An escalated call opens its approval in the same transaction (see policy.hooks).
+            with transaction.atomic():
+                _insert(record, audit_row)
+                if record.escalated:
+                    hooks.escalated(record, decision)
     except IntegrityError:
         if call.idempotency_key is None:
             raise
@@ -227,40 +247,107 @@ def decide_call(principal: AgentPrincipal, call: CallRequest, *, started: float 
     return record
 
 
-_INSERT_FIELDS = list(ToolCall._meta.concrete_fields)
-_INSERT_SQL: dict[str, str] = {}
+def _decided_record(state: PolicyState, record: ToolCall) -> audit.Prepared:
+    """The `tool_call.decided` audit record: the whole decision, sensitive values as salted digests."""
+    return audit.prepare(
+        actor=Actor(kind="agent", id=str(record.agent_id), label=_agent_label(str(record.agent_id))),
+        action="tool_call.decided",
+        subject_type="tool_call",
+        subject_id=str(record.id),
+        agent_id=str(record.agent_id),
+        tool=record.tool,
+        at=record.created_at,
+        payload={
+            "tool_call": str(record.id),
+            "agent": str(record.agent_id),
+            "credential": record.credential_prefix,
+            "tool": record.tool,
+            "arguments": record.arguments,
+            "arguments_sha256": record.arguments_digest,
+            "context": record.context,
+            "idempotency_key": record.idempotency_key,
+            "decision": record.decision,
+            "escalated": record.escalated,
+            "reasons": record.reasons,
+            "shadow": record.shadow,
+            "contract_version": record.contract_version,
+            "policy_version": record.policy_version,
+            "token_expires_at": record.token_expires_at.isoformat() if record.token_expires_at else None,
+            "latency_us": record.latency_us,
+        },
+    )
 
 
-def _insert(record: ToolCall) -> None:
-    """INSERT the tool call in one statement, without the ORM's per-call SQL compilation.
+_TOOLCALL_FIELDS = list(ToolCall._meta.concrete_fields)
+_AUDIT_FIELDS = [field for field in AuditRecord._meta.concrete_fields if not field.primary_key]
+_STATEMENTS: dict[str, dict[str, str]] = {}  # per database alias
 
-    The ORM's `save()` cost more than the engine itself on the hot path. On PostgreSQL the row
-    travels as one JSON document expanded by `jsonb_populate_record` against the table's own row
-    type (one parameter to adapt instead of two dozen: a third less CPU per insert); elsewhere
-    each column is a parameter with its field's own `get_db_prep_save`. `created_at`/`updated_at`
-    are set by the caller.
+
+def _insert(record: ToolCall, audit_row: audit.Prepared | None) -> None:
+    """INSERT the tool call and its audit record, atomically, without the ORM's per-call SQL compilation.
+
+    The ORM's `save()` cost more than the engine itself on the hot path. On PostgreSQL both rows
+    travel as JSON documents expanded by `jsonb_populate_record` against each table's row type,
+    in one statement (a data-modifying CTE): one round trip, atomic even in autocommit, and a
+    third less CPU than two dozen parameters. Elsewhere (SQLite) two parameterised INSERTs in
+    one transaction. `created_at`/`updated_at` are set by the caller.
     """
     connection = connections[router.db_for_write(ToolCall)]
-    sql = _INSERT_SQL.get(connection.alias)
-    table = connection.ops.quote_name(ToolCall._meta.db_table)
-    if sql is None:
-        if connection.vendor == "postgresql":
-            sql = f"INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, %s::jsonb)"  # noqa: S608  # the table name comes from the model, quoted; the row is a parameter
-        else:
-            columns = ", ".join(connection.ops.quote_name(field.column) for field in _INSERT_FIELDS)
-            placeholders = ", ".join(["%s"] * len(_INSERT_FIELDS))
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608  # identifiers come from the model, quoted; every value is a parameter
-        _INSERT_SQL[connection.alias] = sql
+    statements = _STATEMENTS.get(connection.alias) or _STATEMENTS.setdefault(connection.alias, _statements(connection))
     if connection.vendor == "postgresql":
-        # A JSON null becomes SQL NULL, in jsonb columns too (tested).
-        row = {field.column: _json_column(getattr(record, field.attname), field) for field in _INSERT_FIELDS}
-        params = [json.dumps(row, separators=(",", ":"), ensure_ascii=False)]
+        with connection.cursor() as cursor:
+            if audit_row is None:
+                cursor.execute(statements["call"], [_json_row(record, _TOOLCALL_FIELDS)])
+            else:
+                rows = [_json_row(record, _TOOLCALL_FIELDS), _json_row(audit_row.columns, _AUDIT_FIELDS)]
+                cursor.execute(statements["call+audit"], rows)
     else:
-        params = [field.get_db_prep_save(getattr(record, field.attname), connection) for field in _INSERT_FIELDS]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        call_params = _column_params(record, _TOOLCALL_FIELDS, connection)
+        if audit_row is None:
+            with connection.cursor() as cursor:
+                cursor.execute(statements["call"], call_params)
+        else:
+            audit_params = _column_params(audit_row.columns, _AUDIT_FIELDS, connection)
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+                cursor.execute(statements["call"], call_params)
+                cursor.execute(statements["audit"], audit_params)
     record._state.adding = False
     record._state.db = connection.alias
+
+
+def _statements(connection: Any) -> dict[str, str]:
+    """The INSERT statements for one database. Identifiers come from the models, quoted; every value is a parameter."""
+    quote = connection.ops.quote_name
+    calls, records = quote(ToolCall._meta.db_table), quote(AuditRecord._meta.db_table)
+    audit_columns = ", ".join(quote(field.column) for field in _AUDIT_FIELDS)
+    if connection.vendor == "postgresql":
+        call = f"INSERT INTO {calls} SELECT * FROM jsonb_populate_record(NULL::{calls}, %s::jsonb)"  # noqa: S608
+        return {
+            "call": call,
+            "call+audit": (
+                f"WITH call AS ({call}) INSERT INTO {records} ({audit_columns}) "  # noqa: S608
+                f"SELECT {audit_columns} FROM jsonb_populate_record(NULL::{records}, %s::jsonb)"
+            ),
+        }
+    call_columns = ", ".join(quote(field.column) for field in _TOOLCALL_FIELDS)
+    return {
+        "call": f"INSERT INTO {calls} ({call_columns}) VALUES ({', '.join(['%s'] * len(_TOOLCALL_FIELDS))})",  # noqa: S608
+        "audit": f"INSERT INTO {records} ({audit_columns}) VALUES ({', '.join(['%s'] * len(_AUDIT_FIELDS))})",  # noqa: S608
+    }
+
+
+def _value(source: Any, field: models.Field) -> Any:
+    return source[field.column] if isinstance(source, dict) else getattr(source, field.attname)
+
+
+def _json_row(source: Any, fields: list[models.Field]) -> str:
+    """A row as `jsonb_populate_record` reads it (a JSON null becomes SQL NULL, in jsonb columns too)."""
+    row = {field.column: _json_column(_value(source, field), field) for field in fields}
+    return json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+
+
+def _column_params(source: Any, fields: list[models.Field], connection: Any) -> list[Any]:
+    return [field.get_db_prep_save(_value(source, field), connection) for field in fields]
 
 
 def _json_column(value: Any, field: models.Field) -> Any:
@@ -348,6 +435,52 @@ def _cost_today(agent_ids: list[str], now: dt.datetime) -> dict[str, Decimal]:
     return {str(row["agent_id"]): Decimal(row["total"]) for row in rows}
 
 
+# Settling escalations -------------------------------------------------------------------------
+
+
+def settle_escalation(
+    call_id: Any, *, outcome: str, reason: Reason | None = None, now: dt.datetime | None = None
+) -> ToolCall:
+    """Turn an escalated call into allow (with a decision token) or deny; the approval queue calls this.
+
+    Runs inside the caller's transaction, which records the approval step that settled the call.
+    The token is not returned here: the agent fetches it with its own key (GET /tool-calls/<id>),
+    which re-issues the same token while it is valid.
+    """
+    if outcome not in (Outcome.ALLOW, Outcome.DENY):
+        raise ValueError(f"An escalation settles to allow or deny, not {outcome!r}.")
+    now = now or timezone.now()
+    call = ToolCall.objects.select_for_update().get(pk=call_id)
+    if not call.escalated or call.settled_at is not None or call.decision != Outcome.ESCALATE:
+        raise Conflict(
+            "This tool call is not waiting for a human.",
+            detail={"decision": call.decision, "settled_at": call.settled_at.isoformat() if call.settled_at else None},
+        )
+    call.decision = str(outcome)
+    call.settled_at = now
+    if reason is not None:
+        call.reasons = [*call.reasons, reason.as_dict()]
+    fields = ["decision", "settled_at", "reasons", "updated_at"]
+    if outcome == Outcome.ALLOW:
+        _, call.token_expires_at = tokens.issue(
+            agent_id=str(call.agent_id),
+            tool=call.tool,
+            digest=call.arguments_digest,
+            call_id=str(call.pk),
+            policy_version=call.policy_version,
+            now=now,
+        )
+        fields.append("token_expires_at")
+    call.save(update_fields=fields)
+    transaction.on_commit(lambda: waiting.notify(str(call.pk)))
+    return call
+
+
+def current_token(call: ToolCall) -> str | None:
+    """The decision token of an allowed call, again, while it is valid (same bytes: Ed25519 is deterministic)."""
+    return _reissue(call)
+
+
 # Results -------------------------------------------------------------------------------------
 
 
@@ -372,13 +505,15 @@ def report_result(principal: AgentPrincipal, call_id: Any, body: Any) -> ToolCal
             )
         output = body.get("output")
         usage = body.get("usage") or {}
-        drift = _drift(call, output) if body["status"] == "succeeded" else []
+        contract = snapshots.current().snapshot.contracts.get(call.tool, {}).get(call.contract_version or 0)
+        secret = contract.sensitive_output if contract else ()
+        drift = _drift(contract, output) if body["status"] == "succeeded" else []
         call.result_status = body["status"]
-        call.output = output
+        call.output = sensitive.mask(output, secret)
         call.usage = usage or None
         call.cost = Decimal(str(usage["cost"])) if "cost" in usage else None
         call.contract_drift = bool(drift)
-        call.drift = drift
+        call.drift = drift = sensitive.redact_messages(drift, secret)
         call.result_reported_at = timezone.now()
         call.save(
             update_fields=[
@@ -392,12 +527,33 @@ def report_result(principal: AgentPrincipal, call_id: Any, body: Any) -> ToolCal
                 "updated_at",
             ]
         )
+        audit.append(
+            actor=Actor(kind="agent", id=str(call.agent_id), label=_agent_label(str(call.agent_id))),
+            action="tool_call.result_reported",
+            subject_type="tool_call",
+            subject_id=str(call.pk),
+            agent_id=str(call.agent_id),
+            tool=call.tool,
+            at=call.result_reported_at,
+            payload={
+                "tool_call": str(call.pk),
+                "status": call.result_status,
+                "output": call.output,
+                "usage": usage or None,
+                "cost": str(call.cost) if call.cost is not None else None,
+                "contract_drift": call.contract_drift,
+                "drift": drift,
+            },
+        )
     return call
 
 
-def _drift(call: ToolCall, output: Any) -> list[dict[str, str]]:
-    snapshot = snapshots.current().snapshot
-    contract = snapshot.contracts.get(call.tool, {}).get(call.contract_version or 0)
+def _agent_label(agent_id: str) -> str:
+    agent = snapshots.current().snapshot.agents.get(agent_id)
+    return agent.slug if agent else agent_id
+
+
+def _drift(contract: ContractView | None, output: Any) -> list[dict[str, str]]:
     if contract is None:
         return []
     try:

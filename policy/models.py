@@ -12,11 +12,20 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from core.models import TimestampedModel
-from policy.choices import ContractStatus, DecisionOutcome, ResultStatus, RuleEffect, RuleMode, RuleScope
+from policy.choices import (
+    ContractStatus,
+    DecisionOutcome,
+    ExpiryEffect,
+    ResultStatus,
+    RuleEffect,
+    RuleMode,
+    RuleScope,
+)
 from registry.models import Agent, RecordedModel, Role, Tool
 
 
@@ -84,6 +93,25 @@ class Rule(RecordedModel):
         max_length=300, blank=True, help_text="Shown to the agent and the approver when the rule matches."
     )
     enabled = models.BooleanField(default=True)
+    # For escalating rules: how the approval queue treats the calls this rule escalates.
+    approval_timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(10), MaxValueValidator(30 * 24 * 3600)],
+        help_text="Escalate only: how long approvers have to decide (seconds); empty: WARDEN_APPROVAL_TIMEOUT_SECONDS.",
+    )
+    on_expiry = models.CharField(
+        max_length=8,
+        choices=ExpiryEffect.choices,
+        default=ExpiryEffect.DENY,
+        help_text="Escalate only: what the call becomes when nobody decides in time.",
+    )
+    required_approvals = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Escalate only: how many distinct approvers must approve (a quorum). "
+        "Calls of critical-tier agents need at least WARDEN_APPROVAL_CRITICAL_QUORUM.",
+    )
 
     class Meta:
         ordering = ["priority", "name"]
@@ -147,7 +175,12 @@ class ToolCall(TimestampedModel):
     arguments_digest = models.CharField(max_length=64, help_text="SHA-256 of the RFC 8785 canonical arguments.")
     context = models.JSONField(default=dict, blank=True)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    # The decision in force: the engine's, or for an escalated call the approval's once settled.
     decision = models.CharField(max_length=16, choices=DecisionOutcome.choices)
+    escalated = models.BooleanField(default=False, help_text="The engine escalated this call to a human.")
+    settled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the approval settled an escalated call (allow or deny)."
+    )
     reasons = models.JSONField(default=list, blank=True)
     shadow = models.JSONField(default=list, blank=True)
     contract_version = models.PositiveIntegerField(null=True, blank=True)

@@ -36,6 +36,9 @@ RULE_FIELDS = (
     "priority",
     "message",
     "enabled",
+    "approval_timeout_seconds",
+    "on_expiry",
+    "required_approvals",
 )
 RULE_EDITABLE = frozenset(RULE_FIELDS)
 

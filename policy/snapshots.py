@@ -21,6 +21,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.sensitive import sensitive_paths
 from core import revisions
 from core.conf import warden_settings
 from policy.choices import ContractStatus
@@ -147,6 +148,8 @@ def build(version: int | None = None) -> PolicyState:
             status=contract.status,
             input=CompiledSchema(contract.input_schema),
             output=CompiledSchema(contract.output_schema),
+            sensitive_input=sensitive_paths(contract.input_schema),
+            sensitive_output=sensitive_paths(contract.output_schema),
         )
         for contract in ContractVersion.objects.filter(status__in=[ContractStatus.ACTIVE, ContractStatus.DEPRECATED])
     ]

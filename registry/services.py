@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
+import audit.services as audit
 from core import revisions
 from core.actors import Actor
 from core.conf import warden_settings
@@ -85,7 +86,7 @@ def record_change(
     else:
         agent_id = getattr(instance, "agent_id", None)
         role_id = getattr(instance, "role_id", None)
-    return ChangeRecord.objects.create(
+    change = ChangeRecord.objects.create(
         actor_kind=actor.kind,
         actor_id=actor.id,
         actor_label=actor.label,
@@ -99,6 +100,30 @@ def record_change(
         changed_fields=changed,
         reason=reason,
     )
+    audit.append(
+        actor=actor,
+        action=action,
+        subject_type=change.subject_type,
+        subject_id=change.subject_id,
+        agent_id=str(agent_id) if agent_id else None,
+        tool=_tool_of(instance),
+        at=change.at,
+        payload={
+            "change": change.pk,
+            "before": before,
+            "after": after,
+            "changed_fields": changed,
+            "reason": reason,
+        },
+    )
+    return change
+
+
+def _tool_of(instance: models.Model) -> str | None:
+    """The tool a change concerns, for filtering the audit trail (a tool, a grant, a contract...)."""
+    if isinstance(instance, Tool):
+        return instance.name
+    return getattr(instance, "tool_id", None)
 
 
 def save_recorded(instance: models.Model) -> None:

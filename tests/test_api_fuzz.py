@@ -173,7 +173,9 @@ def test_operation_passes_default_checks(api_schema: Any, fuzz_report: dict[str,
     reported: dict[str, str] = {}
     statuses: dict[str, Counter[int]] = {}
 
-    agent_only = method == "POST" and path.startswith("/api/v1/tool-calls/")
+    agent_only = (method == "POST" and path.startswith("/api/v1/tool-calls/")) or (
+        method in {"POST", "DELETE"} and path.startswith("/api/v1/webhooks/")
+    )
     headers = {"Authorization": f"Bearer {api_schema.agent_key}"} if agent_only else None
 
     def exercise(case: Any) -> None:

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,31 +63,6 @@ else:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        yield f"sqlite:///{tmp_path / 'propagation.sqlite3'}"
-        return
-    import psycopg
-
-    name = f"warden_propagation_{uuid.uuid4().hex[:8]}"
-    admin_url = base.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
     env = {
@@ -101,7 +76,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
     run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True, "timeout": 120}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], **run)
     keys = json.loads(subprocess.run([sys.executable, "-c", SEED], **run).stdout.strip().splitlines()[-1])
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "gunicorn.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", "1", "-b", f"127.0.0.1:{port}"],

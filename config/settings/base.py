@@ -35,8 +35,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "core",
+    "audit",
     "registry",
     "policy",
+    "approvals",
+    "telemetry",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +68,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "approvals.context_processors.pending_approvals",
             ],
         },
     },
@@ -212,7 +216,34 @@ WARDEN = {
     "DECISION_TOKEN_TTL_SECONDS": env.int("WARDEN_DECISION_TOKEN_TTL_SECONDS", default=300),
     "SIGNING_KEY": env.str("WARDEN_SIGNING_KEY", default=""),
     "SIGNING_KEY_FILE": env.str("WARDEN_SIGNING_KEY_FILE", default=str(VAR_DIR / "signing_key.pem")),
+    "AUDIT_SEAL_SECONDS": env.float("WARDEN_AUDIT_SEAL_SECONDS", default=5.0),
+    "AUDIT_SEAL_BATCH": env.int("WARDEN_AUDIT_SEAL_BATCH", default=5000),
+    "AUDIT_LATE_SECONDS": env.int("WARDEN_AUDIT_LATE_SECONDS", default=300),
+    "PUBLIC_URL": env.str("WARDEN_PUBLIC_URL", default="http://127.0.0.1:8000"),
+    "APPROVAL_TIMEOUT_SECONDS": env.int("WARDEN_APPROVAL_TIMEOUT_SECONDS", default=3600),
+    "APPROVAL_REMINDER_SECONDS": env.int("WARDEN_APPROVAL_REMINDER_SECONDS", default=600),
+    "APPROVAL_CRITICAL_QUORUM": env.int("WARDEN_APPROVAL_CRITICAL_QUORUM", default=2),
+    "APPROVAL_EXPIRY_CHECK_SECONDS": env.float("WARDEN_APPROVAL_EXPIRY_CHECK_SECONDS", default=10.0),
+    "WEBHOOK_ALLOWED_HOSTS": env.list("WARDEN_WEBHOOK_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "::1"]),
+    "WEBHOOK_MAX_ATTEMPTS": env.int("WARDEN_WEBHOOK_MAX_ATTEMPTS", default=8),
+    "WEBHOOK_BACKOFF_SECONDS": env.float("WARDEN_WEBHOOK_BACKOFF_SECONDS", default=2.0),
+    "WEBHOOK_BACKOFF_MAX_SECONDS": env.float("WARDEN_WEBHOOK_BACKOFF_MAX_SECONDS", default=600.0),
+    "WEBHOOK_TIMEOUT_SECONDS": env.float("WARDEN_WEBHOOK_TIMEOUT_SECONDS", default=5.0),
 }
+
+# Periodic tasks (`celery beat`, or a worker started with -B as `make run` does).
+CELERY_BEAT_SCHEDULE = {
+    "audit-seal": {"task": "audit.seal", "schedule": WARDEN["AUDIT_SEAL_SECONDS"], "options": {"expires": 60}},
+    "approvals-expire": {
+        "task": "approvals.expire",
+        "schedule": WARDEN["APPROVAL_EXPIRY_CHECK_SECONDS"],
+        "options": {"expires": 60},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
+
+# Where e-mail to approvers comes from (the backend is set per environment).
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Warden <warden@localhost>")
 
 # Rate-limit and loop-guard counters: shared through Redis when set, in-process otherwise.
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -23,3 +23,8 @@ WHITENOISE_USE_FINDERS = True
 
 # Every policy change is seen by the very next call (production rechecks every 0.5 s).
 WARDEN = {**WARDEN, "POLICY_RECHECK_SECONDS": 0}
+
+# Tasks the code under test sends run in the test's process, at once (a test that needs a real
+# worker starts one, and sets WARDEN_CELERY_EAGER=0 for the processes that send to it).
+CELERY_TASK_ALWAYS_EAGER = env.bool("WARDEN_CELERY_EAGER", default=True)
+CELERY_TASK_EAGER_PROPAGATES = True

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from policy import hooks
 from policy.choices import DecisionOutcome, ResultStatus
 from policy.engine.reasons import CODE_DESCRIPTIONS
 from policy.models import ToolCall
@@ -56,6 +57,11 @@ class DecisionSerializer(serializers.Serializer[Any]):
     policy_version = serializers.IntegerField()
     decision_token = serializers.CharField(allow_null=True, help_text="EdDSA JWT, for allow only.")
     expires_at = serializers.DateTimeField(allow_null=True)
+    approval = serializers.DictField(
+        required=False,
+        help_text="Escalate only: the approval opened for this call (id, state, due_at, required approvals). "
+        "Poll GET /tool-calls/<id>?wait=30 or register a webhook to learn the outcome.",
+    )
 
 
 class ToolCallSerializer(serializers.ModelSerializer[ToolCall]):
@@ -74,6 +80,8 @@ class ToolCallSerializer(serializers.ModelSerializer[ToolCall]):
             "context",
             "idempotency_key",
             "decision",
+            "escalated",
+            "settled_at",
             "reasons",
             "shadow",
             "contract_version",
@@ -92,6 +100,21 @@ class ToolCallSerializer(serializers.ModelSerializer[ToolCall]):
         read_only_fields = fields
 
 
+class ToolCallDetailSerializer(ToolCallSerializer):
+    """One tool call as GET /tool-calls/<id> answers: the record, plus the token and approval when there are."""
+
+    decision_token = serializers.CharField(
+        allow_null=True, required=False, help_text="Only for the calling agent, only while an allow is valid."
+    )
+    approval = serializers.DictField(
+        allow_null=True, required=False, help_text="For an escalated call: its approval's state, due time and votes."
+    )
+
+    class Meta(ToolCallSerializer.Meta):
+        fields = [*ToolCallSerializer.Meta.fields, "decision_token", "approval"]
+        read_only_fields = fields
+
+
 def decision_document(call: ToolCall) -> dict[str, Any]:
     """The POST /tool-calls response, built without a serializer (hot path)."""
     return {
@@ -103,4 +126,6 @@ def decision_document(call: ToolCall) -> dict[str, Any]:
         "policy_version": call.policy_version,
         "decision_token": getattr(call, "decision_token", None),
         "expires_at": call.token_expires_at.isoformat().replace("+00:00", "Z") if call.token_expires_at else None,
+        # An escalated call says where its approval stands (opened in the same transaction).
+        **(hooks.details(call) if call.escalated else {}),
     }

@@ -27,12 +27,13 @@ from rest_framework.views import APIView
 from core.api.errors import error_response
 from core.api.parsers import BoundedJSONParser, parse_json_body
 from core.api.permissions import StaffModelPermissions
-from core.errors import AuthenticationFailed, WardenError
-from policy import decisions, tokens
+from core.errors import AuthenticationFailed, InvalidInput, WardenError
+from policy import decisions, hooks, tokens, waiting
 from policy.api import schema as _schema  # noqa: F401  # registers the bearer scheme
 from policy.api import serializers as s
 from policy.api.authentication import REALM, AgentKeyAuthentication, IsAgent, principal_from_authorization
 from policy.decisions import AgentPrincipal
+from policy.engine import Outcome
 from policy.models import ToolCall
 
 
@@ -91,9 +92,39 @@ class ToolCallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(tags=["tool-calls"])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                float,
+                description="Long poll (seconds, at most 30): while the call is escalated and no human has "
+                "decided, hold the answer until one does or the time is up.",
+            )
+        ],
+        responses={200: s.ToolCallDetailSerializer},
+        description=(
+            "One tool call. For an escalated call, `decision` stays `escalate` until the approval settles it "
+            "to `allow` or `deny`; `approval` tells its state. The calling agent gets the `decision_token` "
+            "of an allowed call here while it is valid (staff never do)."
+        ),
+        tags=["tool-calls"],
+    )
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().retrieve(request, *args, **kwargs)
+        wait = _wait_seconds(request.query_params.get("wait"))
+        call = self.get_object()
+        if wait and call.decision == Outcome.ESCALATE:
+            queryset = self.get_queryset().filter(pk=call.pk)
+
+            def settled() -> bool:
+                return queryset.exclude(decision=Outcome.ESCALATE).exists()
+
+            if waiting.wait(str(call.pk), wait, settled):
+                call = self.get_object()
+        document = dict(s.ToolCallSerializer(call).data)
+        if getattr(request.user, "is_agent", False):
+            document["decision_token"] = decisions.current_token(call)
+        document.update(hooks.details(call))
+        return Response(document)
 
     @extend_schema(
         request=s.ResultRequestSerializer,
@@ -110,6 +141,22 @@ class ToolCallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             self.permission_denied(request, message=IsAgent.message)
         call = decisions.report_result(cast(AgentPrincipal, request.user), pk, request.data)
         return Response(s.ToolCallSerializer(call).data)
+
+
+def _wait_seconds(raw: str | None) -> float:
+    """`?wait=` as seconds: a number from 0 to 30; anything else is a 400 naming the parameter."""
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= waiting.MAX_WAIT_SECONDS:
+        raise InvalidInput(
+            f"wait must be a number of seconds from 0 to {waiting.MAX_WAIT_SECONDS}.",
+            detail={"wait": [f"Got {raw!r}; long polls are bounded at {waiting.MAX_WAIT_SECONDS} s."]},
+        )
+    return value
 
 
 _list_or_create = ToolCallViewSet.as_view({"get": "list", "post": "create"})
@@ -129,8 +176,11 @@ tool_calls_root.initkwargs = _list_or_create.initkwargs  # type: ignore[attr-def
 tool_calls_root.actions = _list_or_create.actions  # type: ignore[attr-defined]
 
 
-def decide_view(request: HttpRequest) -> HttpResponse:
-    """POST /api/v1/tool-calls without DRF: bearer key, bounded JSON body, decision document."""
+def decide_view(request: HttpRequest, *, audited: bool = True) -> HttpResponse:
+    """POST /api/v1/tool-calls without DRF: bearer key, bounded JSON body, decision document.
+
+    `audited=False` is for benchmarks/audit.py alone (see `decisions.decide_call`).
+    """
     started = time.perf_counter()
     try:
         principal = _bearer_principal(request)
@@ -141,7 +191,9 @@ def decide_view(request: HttpRequest) -> HttpResponse:
                 415,
             )
         body = parse_json_body(request.body)
-        record = decisions.decide_call(principal, decisions.CallRequest.from_body(body), started=started)
+        record = decisions.decide_call(
+            principal, decisions.CallRequest.from_body(body), started=started, audited=audited
+        )
     except WardenError as error:
         response = error_response(error.code, error.message, error.status, error.detail)
         if error.status == 401:

@@ -42,6 +42,10 @@ class Code(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     LOOP_DETECTED = "loop_detected"
     INTERNAL_ERROR = "internal_error"
+    # Given by the approval queue, never by the engine: how a human (or the clock) settled an escalation.
+    APPROVAL_REJECTED = "approval_rejected"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_CANCELLED = "approval_cancelled"
 
 
 # The outcome each code forces; everything but a rule's escalation denies.
@@ -66,6 +70,9 @@ CODE_DESCRIPTIONS = {
     Code.BUDGET_EXCEEDED: "The agent's reported cost today reached its daily budget.",
     Code.LOOP_DETECTED: "The same tool with the same arguments was called too often in a short window.",
     Code.INTERNAL_ERROR: "Warden could not decide; failing closed.",
+    Code.APPROVAL_REJECTED: "An approver rejected the escalated call.",
+    Code.APPROVAL_EXPIRED: "Nobody decided the escalated call before it was due; the rule's expiry effect applied.",
+    Code.APPROVAL_CANCELLED: "The escalated call was withdrawn (by the agent, an administrator, or a status change).",
 }
 
 

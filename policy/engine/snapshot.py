@@ -97,6 +97,10 @@ class ContractView:
     status: str  # draft, active, deprecated
     input: CompiledSchema
     output: CompiledSchema
+    # Where the schemas mark values `x-warden-sensitive` (paths of names, "*" for array items):
+    # stored only as salted digests. Not used by the engine's decision.
+    sensitive_input: tuple[tuple[str | int, ...], ...] = ()
+    sensitive_output: tuple[tuple[str | int, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

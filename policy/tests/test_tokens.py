@@ -9,6 +9,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.canonical import canonical_json
 from policy import tokens
 
 JSON = st.recursive(
@@ -25,7 +26,7 @@ JSON = st.recursive(
 @settings(max_examples=400, deadline=None)
 @given(JSON)
 def test_canonical_json_is_rfc_8785(value):
-    assert tokens.canonical_json(value) == rfc8785.dumps(value)
+    assert canonical_json(value) == rfc8785.dumps(value)
 
 
 def test_canonical_json_edge_cases():
@@ -34,7 +35,7 @@ def test_canonical_json_edge_cases():
             expected = rfc8785.dumps(value)
         except rfc8785.CanonicalizationError:
             continue
-        assert tokens.canonical_json(value) == expected
+        assert canonical_json(value) == expected
 
 
 def test_tokens_verify_with_pyjwt_and_the_jwks():
