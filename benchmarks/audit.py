@@ -59,6 +59,7 @@ from benchmarks.decisions import (  # noqa: E402
     backend,
     django_step,
     gunicorn,
+    note_machine_load,
     number,
     post_json,
     print_summary,
@@ -592,14 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     notes: list[str] = []
     print(f"Warden audit-trail benchmark ({'quick' if options.quick else 'full'}), Python {sys.version.split()[0]}")
-    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
-    results["loadavg_1m_start"] = round(load, 2)
-    results["cpus"] = cpus
-    print(f"{cpus} CPUs, load average {load:.2f}")
-    if load > cpus / 2:
-        notes.append(
-            f"the machine was busy when the benchmark started (load {load:.2f} on {cpus} CPUs): figures are low"
-        )
+    note_machine_load(results, notes)
     print(
         f"\n== Decisions with and without the audit record: gunicorn -w 2 (sync), wrk -t2 -c{CONNECTIONS} "
         f"-d{max(1, round(duration))}s, {rounds} rounds, sealer every {options.seal_every:g} s "

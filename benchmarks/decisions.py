@@ -684,14 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
 
     print(f"Warden decision benchmark ({'quick' if options.quick else 'full'}), Python {sys.version.split()[0]}")
-    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
-    results["loadavg_1m_start"] = round(load, 2)
-    results["cpus"] = cpus
-    print(f"{cpus} CPUs, load average {load:.2f}")
-    if load > cpus / 2:
-        notes.append(
-            f"the machine was busy when the benchmark started (load {load:.2f} on {cpus} CPUs): figures are low"
-        )
+    note_machine_load(results, notes)
     print(
         f"\n== Engine only: {iterations} timed calls (after {engine_warmup} warm-up), interleaved in 20 blocks ==",
         flush=True,
@@ -814,6 +807,18 @@ def main(argv: list[str] | None = None) -> int:
             ["http_vs_baseline_sqlite", number(results.get("http_vs_baseline_sqlite"), 3), "", ""],
         ]
     return print_summary(summary, notes, failures, results)
+
+
+def note_machine_load(results: dict[str, Any], notes: list[str]) -> None:
+    """Print and record the CPUs and the load at the start; a busy machine is said in the notes."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    results["loadavg_1m_start"] = round(load, 2)
+    results["cpus"] = cpus
+    print(f"{cpus} CPUs, load average {load:.2f}")
+    if load > cpus / 2:
+        notes.append(
+            f"the machine was busy when the benchmark started (load {load:.2f} on {cpus} CPUs): figures are low"
+        )
 
 
 def print_summary(summary: list[list[Any]], notes: list[str], failures: list[str], results: dict[str, Any]) -> int:

@@ -250,7 +250,7 @@ def decide_call(
 def _decided_record(state: PolicyState, record: ToolCall) -> audit.Prepared:
     """The `tool_call.decided` audit record: the whole decision, sensitive values as salted digests."""
     return audit.prepare(
-        actor=Actor(kind="agent", id=str(record.agent_id), label=_agent_label(str(record.agent_id))),
+        actor=agent_actor(str(record.agent_id)),
         action="tool_call.decided",
         subject_type="tool_call",
         subject_id=str(record.id),
@@ -528,7 +528,7 @@ def report_result(principal: AgentPrincipal, call_id: Any, body: Any) -> ToolCal
             ]
         )
         audit.append(
-            actor=Actor(kind="agent", id=str(call.agent_id), label=_agent_label(str(call.agent_id))),
+            actor=agent_actor(str(call.agent_id)),
             action="tool_call.result_reported",
             subject_type="tool_call",
             subject_id=str(call.pk),
@@ -548,9 +548,10 @@ def report_result(principal: AgentPrincipal, call_id: Any, body: Any) -> ToolCal
     return call
 
 
-def _agent_label(agent_id: str) -> str:
+def agent_actor(agent_id: str) -> Actor:
+    """The actor for an agent acting through its key, labelled with its slug from the cached snapshot."""
     agent = snapshots.current().snapshot.agents.get(agent_id)
-    return agent.slug if agent else agent_id
+    return Actor(kind="agent", id=agent_id, label=agent.slug if agent else agent_id)
 
 
 def _drift(contract: ContractView | None, output: Any) -> list[dict[str, str]]:

@@ -22,7 +22,7 @@ from approvals.models import Approval, Delivery, Webhook
 from core.actors import Actor
 from core.api.permissions import StaffModelPermissions
 from policy.api.authentication import AgentKeyAuthentication, IsAgent
-from policy.decisions import AgentPrincipal, check_body
+from policy.decisions import AgentPrincipal, agent_actor, check_body
 from policy.engine.validation import CompiledSchema
 
 
@@ -31,10 +31,7 @@ def _is_agent(request: Request) -> bool:
 
 
 def _agent_actor(principal: AgentPrincipal) -> Actor:
-    from policy.snapshots import current
-
-    agent = current().snapshot.agents.get(principal.agent_id)
-    return Actor(kind="agent", id=principal.agent_id, label=agent.slug if agent else principal.agent_id)
+    return agent_actor(principal.agent_id)
 
 
 _VOTE = CompiledSchema(
