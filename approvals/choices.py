@@ -5,6 +5,11 @@ from __future__ import annotations
 from django.db import models
 
 
+class ApprovalKind(models.TextChoices):
+    ESCALATION = "escalation", "Escalated call (settles the call)"
+    REVIEW = "review", "Review of a call that ran (guardians' concern)"
+
+
 class ApprovalState(models.TextChoices):
     PENDING = "pending", "Pending"
     APPROVED = "approved", "Approved"

@@ -1,5 +1,10 @@
 """Approvals: a human decision on one escalated tool call, and the webhooks that tell agents.
 
+Most approvals settle an escalated call. A *review* asks a human about a call that already
+ran, when guardians disagree about it or one of them escalates its result: approving clears
+the guardians' concern, rejecting confirms it (the guardian app, registered through
+`approvals.hooks`, quarantines the agent).
+
 An approval is bound to one tool call, and through it to the call's exact arguments (their
 canonical digest): a changed argument is a new tool call with a new approval, and an approval
 settles its call once, never another. Votes record who approved or rejected, with a comment;
@@ -14,7 +19,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from approvals.choices import ApprovalState, DeliveryState, Verdict
+from approvals.choices import ApprovalKind, ApprovalState, DeliveryState, Verdict
 from policy.choices import ExpiryEffect
 from policy.models import Rule, ToolCall
 from registry.models import Agent
@@ -24,7 +29,8 @@ class Approval(models.Model):
     """The human decision an escalated tool call waits for."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tool_call = models.OneToOneField(ToolCall, on_delete=models.PROTECT, related_name="approval")
+    kind = models.CharField(max_length=16, choices=ApprovalKind.choices, default=ApprovalKind.ESCALATION)
+    tool_call = models.ForeignKey(ToolCall, on_delete=models.PROTECT, related_name="approvals")
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="approvals")
     tool = models.CharField(max_length=128)
     arguments_digest = models.CharField(max_length=64, help_text="The arguments this approval is for, and only those.")
@@ -53,6 +59,7 @@ class Approval(models.Model):
     class Meta:
         ordering = ["due_at", "risk_rank"]
         permissions = [("decide_approval", "Can approve or reject escalated tool calls")]
+        constraints = [models.UniqueConstraint(fields=["tool_call", "kind"], name="approvals_one_per_call_and_kind")]
         indexes = [
             models.Index(fields=["state", "due_at", "risk_rank"], name="approvals_queue"),
             models.Index(fields=["state", "-settled_at"], name="approvals_settled"),
@@ -64,6 +71,10 @@ class Approval(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.state == ApprovalState.PENDING
+
+    @property
+    def is_review(self) -> bool:
+        return self.kind == ApprovalKind.REVIEW
 
 
 class Vote(models.Model):

@@ -7,7 +7,7 @@ query, their votes in one more, and the recent decisions of every agent on the p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Prefetch, QuerySet
 
@@ -43,9 +43,11 @@ def _with_details(approvals: QuerySet[Approval]) -> QuerySet[Approval]:
         .defer(*_UNSHOWN_CALL_FIELDS)
         .prefetch_related(_votes(), _recent_calls())
     )
-    if hasattr(ToolCall, "scores"):  # the guardian's scores, once that app gives tool calls some
-        scores: str = "tool_call__scores"  # a plain str: the relation does not exist yet for type checkers
-        approvals = approvals.prefetch_related(scores)
+    if hasattr(ToolCall, "assessments"):  # the guardians' assessments, where that app is installed
+        # The model through the relation, so this layer never imports the guardian app.
+        assessment = cast(Any, ToolCall._meta.get_field("assessments").related_model)
+        prefetch = Prefetch("tool_call__assessments", queryset=assessment.objects.select_related("guardian__agent"))
+        approvals = approvals.prefetch_related(prefetch)
     return approvals
 
 

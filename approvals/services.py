@@ -20,7 +20,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 import audit.services as audit
-from approvals.choices import RISK_RANK, ApprovalState, Verdict
+from approvals import hooks
+from approvals.choices import RISK_RANK, ApprovalKind, ApprovalState, Verdict
 from approvals.models import Approval, Vote
 from core.actors import Actor
 from core.conf import warden_settings
@@ -98,6 +99,42 @@ def open_approval(call: ToolCall, decision: Decision) -> None:
     transaction.on_commit(lambda: _send_later("notify_arrival", approval_id))
 
 
+def open_review(
+    call: ToolCall, *, actor: Actor, reasons: list[dict[str, Any]], timeout_seconds: int | None = None
+) -> Approval:
+    """Ask a human about a call that already ran (guardians disagree, or one escalates its result).
+
+    At most one review per call: a second request returns the first. Approving clears the
+    concern; rejecting confirms it; expiring or being cancelled leaves the flags as they are.
+    Call it inside the transaction that records why.
+    """
+    existing = Approval.objects.filter(tool_call_id=call.pk, kind=ApprovalKind.REVIEW).first()
+    if existing is not None:
+        return existing
+    agent = Agent.objects.only("id", "slug", "risk_tier").get(pk=call.agent_id)
+    now = timezone.now()
+    timeout = timeout_seconds or warden_settings.APPROVAL_TIMEOUT_SECONDS
+    with transaction.atomic():
+        approval = Approval.objects.create(
+            kind=ApprovalKind.REVIEW,
+            tool_call=call,
+            agent_id=call.agent_id,
+            tool=call.tool,
+            arguments_digest=call.arguments_digest,
+            reasons=reasons,
+            risk=agent.risk_tier,
+            risk_rank=RISK_RANK.get(agent.risk_tier, 3),
+            required_approvals=1,
+            on_expiry=ExpiryEffect.DENY,
+            created_at=now,
+            due_at=now + dt.timedelta(seconds=timeout),
+        )
+        _record(actor, "approval.review_requested", approval, at=now, extra={"kind": approval.kind, "reasons": reasons})
+    approval_id = str(approval.pk)
+    transaction.on_commit(lambda: _send_later("notify_arrival", approval_id))
+    return approval
+
+
 def _escalating_rule(call: ToolCall) -> Rule | None:
     rule_ids = [
         reason["rule"] for reason in call.reasons if reason.get("code") == Code.RULE_ESCALATED and "rule" in reason
@@ -126,7 +163,7 @@ def approval_detail(call: ToolCall) -> dict[str, Any]:
         return {}
     approval = getattr(call, "_approval", None)
     if approval is None:
-        approval = Approval.objects.filter(tool_call_id=call.pk).first()
+        approval = Approval.objects.filter(tool_call_id=call.pk, kind=ApprovalKind.ESCALATION).first()
     if approval is None:
         return {"approval": None}
     return {"approval": summary(approval)}
@@ -200,7 +237,7 @@ def vote(*, approval_id: Any, user: Any, verdict: str, comment: str = "") -> App
         approval = _locked(approval_id)
         _check_pending(approval, now)
         agent = Agent.objects.only("id", "slug", "status", "owner_id").get(pk=approval.agent_id)
-        if verdict == Verdict.APPROVE and agent.status != AgentStatus.ACTIVE:
+        if verdict == Verdict.APPROVE and agent.status != AgentStatus.ACTIVE and not approval.is_review:
             raise Conflict(
                 f"The agent is {agent.status}: its call cannot be approved (only active agents act).",
                 detail={"agent_status": agent.status},
@@ -285,6 +322,9 @@ def _settle(
         raise AlreadySettled("Settled concurrently.")
     approval.state, approval.settled_at, approval.settled_by = state, now, user
     approval.settled_by_label, approval.comment = actor.label, comment
+    if approval.is_review:
+        _settle_review(approval, state, actor=actor, now=now, comment=comment)
+        return
     outcome, reason = _outcome(approval, state, actor, comment)
     call = decisions.settle_escalation(approval.tool_call_id, outcome=outcome, reason=reason, now=now)
     action = {
@@ -308,6 +348,18 @@ def _settle(
     )
     approval_id = str(approval.pk)
     transaction.on_commit(lambda: _announce(approval_id))
+
+
+def _settle_review(approval: Approval, state: str, *, actor: Actor, now: dt.datetime, comment: str) -> None:
+    """A review settles no call (it already ran): record it, and let the layer that asked act on it."""
+    action = {
+        ApprovalState.APPROVED: "approval.reviewed",
+        ApprovalState.REJECTED: "approval.reviewed",
+        ApprovalState.EXPIRED: "approval.expired",
+        ApprovalState.CANCELLED: "approval.cancelled",
+    }[ApprovalState(state)]
+    _record(actor, action, approval, at=now, extra={"kind": approval.kind, "state": state, "comment": comment})
+    hooks.review_settled(approval, actor)
 
 
 def _outcome(approval: Approval, state: str, actor: Actor, comment: str) -> tuple[str, Reason | None]:
@@ -350,8 +402,8 @@ def cancel(*, approval_id: Any, actor: Actor, reason: str, agent_id: str | None 
     now = timezone.now()
     with transaction.atomic():
         approval = _locked(approval_id)
-        if agent_id is not None and str(approval.agent_id) != str(agent_id):
-            raise NotFound("No approval has this id.")
+        if agent_id is not None and (str(approval.agent_id) != str(agent_id) or approval.is_review):
+            raise NotFound("No approval has this id.")  # an agent never withdraws a review of itself
         if approval.state != ApprovalState.PENDING:
             _check_pending(approval, now)
         _settle(approval, ApprovalState.CANCELLED, actor=actor, user=user, comment=reason[:MAX_COMMENT], now=now)

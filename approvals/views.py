@@ -51,10 +51,13 @@ class Due:
 
 @dataclass(frozen=True)
 class Score:
-    """One guardian score of the call, as the page shows it."""
+    """One guardian's assessment of the call, as the page shows it."""
 
-    name: str
-    value: Any
+    name: str  # the guardian
+    value: float
+    action: str
+    subject: str
+    finding: str  # the top finding's message, if any
 
 
 @dataclass(frozen=True)
@@ -111,15 +114,18 @@ def pretty_arguments(call: ToolCall) -> str:
 
 
 def _scores(call: ToolCall) -> list[Score] | None:
-    """The guardian's scores of the call, if that app exists and scored it (prefetched by the selector)."""
-    if not hasattr(call, "scores"):
+    """The guardians' assessments of the call (prefetched by the selector), through the relation alone."""
+    if not hasattr(call, "assessments"):
         return None
     rows = [
         Score(
-            name=str(getattr(score, "scorer", None) or getattr(score, "name", None) or score),
-            value=getattr(score, "score", getattr(score, "value", "")),
+            name=str(assessment.guardian),
+            value=assessment.value,
+            action=assessment.action,
+            subject=assessment.subject.replace("_", " "),
+            finding=(assessment.reasons[0].get("message", "") if assessment.reasons else ""),
         )
-        for score in call.scores.all()
+        for assessment in call.assessments.all()
     ]
     return rows or None
 

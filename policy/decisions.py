@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,7 @@ from core.conf import warden_settings
 from core.errors import AuthenticationFailed, Conflict, InvalidInput
 from policy import counters, hooks, snapshots, tokens, waiting
 from policy.engine import CallContext, ContractView, Decision, Outcome, Request, decide
-from policy.engine.reasons import Reason
+from policy.engine.reasons import SEVERITY, Reason
 from policy.engine.validation import CompiledSchema
 from policy.models import ToolCall
 from policy.snapshots import KeyView, PolicyState
@@ -190,6 +191,10 @@ def decide_call(
     now = timezone.now()
     decision = _decide(state, principal, call, digest, now)
     call_id = uuid.uuid4()
+    recorders: list[Callable[[ToolCall], None]] = []
+    tool = state.snapshot.tools.get(call.tool)
+    if tool is not None and tool.precheck and decision.outcome is not Outcome.DENY and hooks.has_pre_decision_checks():
+        decision, recorders = _pre_check(state, principal, call, decision, str(call_id), now)
     token, expires = None, None
     if decision.outcome is Outcome.ALLOW:
         token, expires = tokens.issue(
@@ -226,13 +231,15 @@ def decide_call(
     record.latency_us = int((time.perf_counter() - started) * 1_000_000)
     audit_row = _decided_record(state, record) if audited else None
     try:
-        if call.idempotency_key is None and not record.escalated:
+        if call.idempotency_key is None and not record.escalated and not recorders:
             _insert(record, audit_row)  # atomic on its own: one statement on PostgreSQL
         else:
             # A savepoint inside an outer transaction: the idempotency race below is survivable.
-            # An escalated call opens its approval in the same transaction (see policy.hooks).
+            # A pre-check's scores and an escalated call's approval commit with the call (see policy.hooks).
             with transaction.atomic():
                 _insert(record, audit_row)
+                for recorder in recorders:
+                    recorder(record)
                 if record.escalated:
                     hooks.escalated(record, decision)
     except IntegrityError:
@@ -244,7 +251,35 @@ def decide_call(
             raise
         return existing
     record.decision_token = token  # type: ignore[attr-defined]  # returned once, never stored
+    record.prechecked = bool(recorders)  # type: ignore[attr-defined]  # the response describes the pre-check
     return record
+
+
+def _pre_check(
+    state: PolicyState, principal: AgentPrincipal, call: CallRequest, decision: Decision, call_id: str, now: dt.datetime
+) -> tuple[Decision, list[Callable[[ToolCall], None]]]:
+    """Run the registered pre-decision checks (guardians); their reasons can only make the decision stricter."""
+    outcomes = hooks.pre_checks(
+        hooks.PreCheck(
+            call_id=call_id,
+            agent_id=principal.agent_id,
+            tool=call.tool,
+            arguments=call.arguments,
+            context=call.context,
+            decision=decision,
+            snapshot=state.snapshot,
+            now=now,
+        )
+    )
+    added = [reason for outcome in outcomes for reason in outcome.reasons]
+    recorders = [outcome.record for outcome in outcomes if outcome.record is not None]
+    if not added:
+        return decision, recorders
+    strictest = decision.outcome
+    for reason in added:
+        if SEVERITY[reason.outcome] > SEVERITY[strictest]:
+            strictest = reason.outcome
+    return dataclasses.replace(decision, outcome=strictest, reasons=(*decision.reasons, *added)), recorders
 
 
 def _decided_record(state: PolicyState, record: ToolCall) -> audit.Prepared:
@@ -545,6 +580,7 @@ def report_result(principal: AgentPrincipal, call_id: Any, body: Any) -> ToolCal
                 "drift": drift,
             },
         )
+        hooks.result_reported(call)  # guardians queue their scoring once this commits
     return call
 
 

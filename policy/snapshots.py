@@ -110,6 +110,7 @@ def build(version: int | None = None) -> PolicyState:
             max_calls_per_hour=agent.max_calls_per_hour,
             max_cost_per_day=agent.max_cost_per_day,
             scope=MappingProxyType(dict(agent.scope)),
+            supervisor_id=str(agent.supervisor_id) if agent.supervisor_id else None,
         )
         for agent in agents
     ]
@@ -139,7 +140,10 @@ def build(version: int | None = None) -> PolicyState:
         )
         holders = [str(grant.agent_id)] if grant.agent_id else members_of_role.get(grant.role_id, [])
         grants.extend((holder, view) for holder in holders)
-    tools = [ToolView(tool.name, tool.side_effect, tool.default_risk) for tool in Tool.objects.all()]
+    tools = [
+        ToolView(tool.name, tool.side_effect, tool.default_risk, precheck=tool.guardian_precheck)
+        for tool in Tool.objects.all()
+    ]
     contracts = [
         ContractView(
             id=str(contract.pk),

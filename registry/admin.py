@@ -515,9 +515,9 @@ class ToolAdmin(admin.ModelAdmin):
     """The tools agents may be granted; their contracts and rules are under Policy."""
 
     list_display = ["name", "side_effect", "risk", "enforce_hardening", "grant_count", "updated_at"]
-    list_filter = ["side_effect", "default_risk", "enforce_hardening"]
+    list_filter = ["side_effect", "default_risk", "enforce_hardening", "guardian_precheck"]
     search_fields = ["name", "description"]
-    fields = ["name", "description", "side_effect", "default_risk", "enforce_hardening"]
+    fields = ["name", "description", "side_effect", "default_risk", "enforce_hardening", "guardian_precheck"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tool]:
         return selectors.tool_list()

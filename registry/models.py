@@ -88,6 +88,11 @@ class Tool(RecordedModel):
         default=False,
         help_text="Refuse to activate a contract version whose hardening report lists anything an attacker could use.",
     )
+    guardian_precheck = models.BooleanField(
+        default=False,
+        help_text="Guardians score each call of this tool before it is decided (fast scorers, within a time "
+        "budget; running out of time escalates the call).",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -210,7 +210,7 @@ def record_unattributed_save(*, instance: models.Model, save: Callable[[], None]
 
 # Tools -------------------------------------------------------------------------------------
 
-TOOL_EDITABLE = frozenset({"description", "side_effect", "default_risk", "enforce_hardening"})
+TOOL_EDITABLE = frozenset({"description", "side_effect", "default_risk", "enforce_hardening", "guardian_precheck"})
 
 
 @transaction.atomic
@@ -385,7 +385,7 @@ def agent_transition(*, actor: Actor, agent: Agent, to: str, reason: str = "") -
     before = snapshot(current)
     current.status = to
     current.status_changed_at = timezone.now()
-    save_recorded(current)
+    # The change is recorded before the save, so post_save receivers (approvals, guardians) can read who and why.
     record_change(
         actor=actor,
         action=ChangeAction.AGENT_STATUS_CHANGED,
@@ -394,6 +394,7 @@ def agent_transition(*, actor: Actor, agent: Agent, to: str, reason: str = "") -
         after=snapshot(current),
         reason=reason,
     )
+    save_recorded(current)
     if to == AgentStatus.RETIRED:
         for credential in current.credentials.filter(revoked_at__isnull=True):
             credential_revoke(actor=actor, credential=credential, reason="Agent retired.")

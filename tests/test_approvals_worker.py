@@ -58,7 +58,9 @@ from policy import decisions
 principal = decisions.authenticate_key(sys.argv[1])
 calls = [decisions.decide_call(principal, decisions.CallRequest(
     tool="payments.transfer", arguments={"amount": 5000 + n})) for n in range(2)]
-print(json.dumps([{"call": str(c.pk), "approval": str(c.approval.pk), "decision": c.decision} for c in calls]))
+from approvals.models import Approval
+print(json.dumps([{"call": str(c.pk), "approval": str(Approval.objects.get(tool_call=c, kind="escalation").pk),
+                   "decision": c.decision} for c in calls]))
 """
 
 APPROVE_ONE_EXPIRE_OTHER = """

@@ -47,8 +47,9 @@ def test_demo_registry_is_loaded_once_through_services(monkeypatch):
     _bootstrap(demo=True)
     agents = Agent.objects.count()
     records = ChangeRecord.objects.count()
-    assert agents == 5
-    assert Agent.objects.filter(status=AgentStatus.ACTIVE).count() == 4
+    assert agents == 6  # the demo fleet and its guardian
+    assert Agent.objects.filter(status=AgentStatus.ACTIVE).count() == 5
+    assert Agent.objects.get(slug="fleet-guardian").guardian_profile.enabled
     assert Agent.objects.get(slug="alert-triage").supervisor.slug == "aml-orchestrator"
     assert not ChangeRecord.objects.filter(action="model.saved_outside_service").exists()
 

@@ -28,6 +28,7 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
         model = Approval
         fields = [
             "id",
+            "kind",
             "tool_call",
             "agent",
             "tool",

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from approvals import services, webhooks
 from approvals.api import serializers as s
+from approvals.choices import ApprovalKind
 from approvals.models import Approval, Delivery, Webhook
 from core.actors import Actor
 from core.api.permissions import StaffModelPermissions
@@ -84,7 +85,10 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def get_queryset(self) -> QuerySet[Approval]:
         queryset = Approval.objects.select_related("agent", "tool_call").prefetch_related("votes__approver")
         if _is_agent(self.request):
-            queryset = queryset.filter(agent_id=cast(AgentPrincipal, self.request.user).agent_id)
+            # An agent sees the approvals of its escalated calls, never the reviews humans make of it.
+            queryset = queryset.filter(
+                agent_id=cast(AgentPrincipal, self.request.user).agent_id, kind=ApprovalKind.ESCALATION
+            )
         return queryset
 
     @extend_schema(

@@ -443,8 +443,9 @@ def test_the_queue_costs_the_same_queries_for_3_or_12_items(
     services.vote(approval_id=voted, user=second_approver, verdict="approve", comment="one of two")
     client.force_login(approver)
     # Session, user, permissions (2), the page's count (also the title's and the badge's), the
-    # approvals with agent, owner, call and rule, their votes with voters, the agents' recent calls.
-    with django_assert_max_num_queries(8):
+    # approvals with agent, owner, call and rule, their votes with voters, the agents' recent calls,
+    # the guardians' assessments of the calls.
+    with django_assert_max_num_queries(9):
         response = client.get(QUEUE)
     assert len(response.context["items"]) == 3
     three = _queue_queries(client)
@@ -457,7 +458,7 @@ def test_the_queue_costs_the_same_queries_for_3_or_12_items(
             verdict="approve",
             comment="",
         )
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         response = client.get(QUEUE)
     assert len(response.context["items"]) == 13
     assert _queue_queries(client) == three

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "registry",
     "policy",
     "approvals",
+    "guardian",
     "telemetry",
 ]
 
@@ -192,7 +193,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {}
+    # Redis: a task whose worker died unacknowledged (acks late) is delivered again after this many seconds.
+    else {"visibility_timeout": env.int("WARDEN_CELERY_VISIBILITY_TIMEOUT", default=3600)}
 )
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -229,6 +231,13 @@ WARDEN = {
     "WEBHOOK_BACKOFF_SECONDS": env.float("WARDEN_WEBHOOK_BACKOFF_SECONDS", default=2.0),
     "WEBHOOK_BACKOFF_MAX_SECONDS": env.float("WARDEN_WEBHOOK_BACKOFF_MAX_SECONDS", default=600.0),
     "WEBHOOK_TIMEOUT_SECONDS": env.float("WARDEN_WEBHOOK_TIMEOUT_SECONDS", default=5.0),
+    "GUARDIAN_MODEL": env.str("WARDEN_GUARDIAN_MODEL", default=""),
+    "GUARDIAN_MODEL_TYPE": env.str("WARDEN_GUARDIAN_MODEL_TYPE", default="llama"),
+    "GUARDIAN_CONTEXT_LENGTH": env.int("WARDEN_GUARDIAN_CONTEXT_LENGTH", default=2048),
+    "GUARDIAN_THREADS": env.int("WARDEN_GUARDIAN_THREADS", default=1),
+    "GUARDIAN_SLM_THRESHOLD": env.float("WARDEN_GUARDIAN_SLM_THRESHOLD", default=0.5),
+    "GUARDIAN_PRECHECK_BUDGET_MS": env.float("WARDEN_GUARDIAN_PRECHECK_BUDGET_MS", default=50.0),
+    "GUARDIAN_DISAGREEMENT_MARGIN": env.float("WARDEN_GUARDIAN_DISAGREEMENT_MARGIN", default=0.5),
 }
 
 # Periodic tasks (`celery beat`, or a worker started with -B as `make run` does).
@@ -239,6 +248,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": WARDEN["APPROVAL_EXPIRY_CHECK_SECONDS"],
         "options": {"expires": 60},
     },
+    # Results reported while the broker was unreachable still get scored.
+    "guardian-catch-up": {"task": "guardian.catch_up", "schedule": 60.0, "options": {"expires": 60}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 

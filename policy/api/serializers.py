@@ -110,8 +110,15 @@ class ToolCallDetailSerializer(ToolCallSerializer):
         allow_null=True, required=False, help_text="For an escalated call: its approval's state, due time and votes."
     )
 
+    guardian = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="Guardians' assessments of the call and its output: guardian, stage, subject, value, action, "
+        "reasons, scores per scorer (absent when no guardian judged it).",
+    )
+
     class Meta(ToolCallSerializer.Meta):
-        fields = [*ToolCallSerializer.Meta.fields, "decision_token", "approval"]
+        fields = [*ToolCallSerializer.Meta.fields, "decision_token", "approval", "guardian"]
         read_only_fields = fields
 
 
@@ -126,6 +133,7 @@ def decision_document(call: ToolCall) -> dict[str, Any]:
         "policy_version": call.policy_version,
         "decision_token": getattr(call, "decision_token", None),
         "expires_at": call.token_expires_at.isoformat().replace("+00:00", "Z") if call.token_expires_at else None,
-        # An escalated call says where its approval stands (opened in the same transaction).
-        **(hooks.details(call) if call.escalated else {}),
+        # An escalated call says where its approval stands (opened in the same transaction), and a
+        # pre-checked call what the guardians found; other calls cost no extra query.
+        **(hooks.details(call) if call.escalated or getattr(call, "prechecked", False) else {}),
     }

@@ -22,7 +22,7 @@ from typing import Any
 
 from policy.engine.reasons import SEVERITY, Code, Outcome, Reason
 from policy.engine.rules import CompiledRule, Effect, Mode, RuleEvaluationError, activation, evaluate
-from policy.engine.snapshot import ACTIVE, AgentView, ContractView, GrantView, Snapshot
+from policy.engine.snapshot import ACTIVE, QUARANTINED, AgentView, ContractView, GrantView, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,8 @@ class _Decider:
         if agent.status != ACTIVE:
             return self._stop(_not_active(agent, "The agent"))
 
-        # 2. The delegation chain, if any: every member active, within its depth, no cycles.
+        # 2. The delegation chain, if any: every member active (or quarantined: contained, below),
+        # within its depth, no cycles.
         chain, failure = self._chain(agent)
         if failure is not None:
             return self._stop(failure)
@@ -187,7 +188,8 @@ class _Decider:
             )
 
         # Past validation: collect every reason, the most restrictive outcome wins.
-        reasons: list[Reason] = []
+        # 5a. Containment: a quarantined delegator or supervisor sends the call to a human.
+        reasons: list[Reason] = self._containment([agent, *chain])
         # 5. Grant constraints, of the caller and of every delegator (the intersection).
         for holder, held in grants:
             reasons.extend(_constraint_reasons(holder, held, request.arguments))
@@ -217,7 +219,7 @@ class _Decider:
             if member.id in seen:
                 return [], _delegation(f"{member.slug} appears twice in the delegation chain (a cycle).", agent=name)
             seen.add(member.id)
-            if member.status != ACTIVE:
+            if member.status != ACTIVE and member.status != QUARANTINED:
                 reason = _not_active(member, f"{member.slug}, on whose behalf the call is made,")
                 return [], _delegation(reason.message, agent=member.slug, status=member.status)
             depth = len(names) - index  # hops from this member down to the caller
@@ -231,6 +233,39 @@ class _Decider:
                 )
             members.append(member)
         return members, None
+
+    def _containment(self, holders: list[AgentView]) -> list[Reason]:
+        """Quarantine cascades: calls on a quarantined agent's behalf, or by an agent it supervises, escalate.
+
+        The quarantined agent's own calls never get here (the status gate denies them). Each
+        holder's supervisors are walked up to the top (cycles are refused by the registry, and
+        cut here too).
+        """
+        reasons: list[Reason] = []
+        named: set[str] = set()
+        for index, holder in enumerate(holders):
+            if index > 0 and holder.status == QUARANTINED and holder.id not in named:
+                named.add(holder.id)
+                reasons.append(_contained(holder, f"{holder.slug}, on whose behalf the call is made, is quarantined"))
+            seen: set[str] = {holder.id}
+            through: list[str] = []
+            supervisor_id = holder.supervisor_id
+            while supervisor_id is not None and supervisor_id not in seen:
+                seen.add(supervisor_id)
+                supervisor = self.snapshot.agents.get(supervisor_id)
+                if supervisor is None:
+                    break
+                if supervisor.status == QUARANTINED and supervisor.id not in named:
+                    named.add(supervisor.id)
+                    via = f" (through {', '.join(through)})" if through else ""
+                    reasons.append(
+                        _contained(
+                            supervisor, f"{supervisor.slug}, which supervises {holder.slug}{via}, is quarantined"
+                        )
+                    )
+                through.append(supervisor.slug)
+                supervisor_id = supervisor.supervisor_id
+        return reasons
 
     def _contract(self, tool: str) -> tuple[ContractView | None, Reason | None]:
         versions = self.snapshot.contracts.get(tool, {})
@@ -358,6 +393,14 @@ def _not_active(agent: AgentView, who: str) -> Reason:
         Code.AGENT_NOT_ACTIVE,
         f"{who} is {agent.status}; only active agents may act.",
         detail={"agent": agent.slug, "status": agent.status},
+    )
+
+
+def _contained(quarantined: AgentView, why: str) -> Reason:
+    return Reason(
+        Code.QUARANTINE_CONTAINMENT,
+        f"{why}; a human must approve.",
+        detail={"quarantined_agent": quarantined.slug},
     )
 
 

@@ -46,10 +46,23 @@ class Code(StrEnum):
     APPROVAL_REJECTED = "approval_rejected"
     APPROVAL_EXPIRED = "approval_expired"
     APPROVAL_CANCELLED = "approval_cancelled"
+    # Containment of a quarantined agent: what it delegated, and what the agents it supervises do.
+    QUARANTINE_CONTAINMENT = "quarantine_containment"
+    # Given by a guardian's pre-check on the decision path (tools marked for pre-checks), never by the engine.
+    GUARDIAN_ESCALATED = "guardian_escalated"
+    GUARDIAN_DENIED = "guardian_denied"
+    GUARDIAN_TIMEOUT = "guardian_timeout"
+    GUARDIAN_DISAGREEMENT = "guardian_disagreement"
 
 
-# The outcome each code forces; everything but a rule's escalation denies.
-CODE_OUTCOME = dict.fromkeys(Code, Outcome.DENY) | {Code.RULE_ESCALATED: Outcome.ESCALATE}
+# The outcome each code forces: deny, except the escalations a human settles.
+CODE_OUTCOME = dict.fromkeys(Code, Outcome.DENY) | {
+    Code.RULE_ESCALATED: Outcome.ESCALATE,
+    Code.QUARANTINE_CONTAINMENT: Outcome.ESCALATE,
+    Code.GUARDIAN_ESCALATED: Outcome.ESCALATE,
+    Code.GUARDIAN_TIMEOUT: Outcome.ESCALATE,
+    Code.GUARDIAN_DISAGREEMENT: Outcome.ESCALATE,
+}
 
 # One line per code, for the API documentation and the admin.
 CODE_DESCRIPTIONS = {
@@ -73,6 +86,13 @@ CODE_DESCRIPTIONS = {
     Code.APPROVAL_REJECTED: "An approver rejected the escalated call.",
     Code.APPROVAL_EXPIRED: "Nobody decided the escalated call before it was due; the rule's expiry effect applied.",
     Code.APPROVAL_CANCELLED: "The escalated call was withdrawn (by the agent, an administrator, or a status change).",
+    Code.QUARANTINE_CONTAINMENT: "An agent on whose behalf the call is made, or that supervises the caller, is "
+    "quarantined; a human must approve.",
+    Code.GUARDIAN_ESCALATED: "A guardian's pre-check scored the call above its escalation threshold.",
+    Code.GUARDIAN_DENIED: "A guardian's pre-check scored the call above its quarantine threshold; the agent is "
+    "quarantined.",
+    Code.GUARDIAN_TIMEOUT: "A guardian's pre-check did not finish within its time budget; a human must approve.",
+    Code.GUARDIAN_DISAGREEMENT: "Two guardians disagree about the call beyond the margin; a human must approve.",
 }
 
 

@@ -17,6 +17,7 @@ from policy.engine.rules import CompiledRule
 from policy.engine.validation import CompiledSchema, pointer
 
 ACTIVE = "active"
+QUARANTINED = "quarantined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class AgentView:
     max_calls_per_hour: int | None = None
     max_cost_per_day: Decimal | None = None
     scope: Mapping[str, Any] = field(default_factory=dict)
+    supervisor_id: str | None = None  # the orchestrating agent, whose quarantine contains this one
 
     def as_cel(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class ToolView:
     name: str
     side_effect: str
     default_risk: str
+    precheck: bool = False  # guardians' fast scorers run on the decision path (policy.hooks.pre_decision)
 
     def as_cel(self) -> dict[str, Any]:
         return {"name": self.name, "side_effect": self.side_effect, "default_risk": self.default_risk}

@@ -263,6 +263,39 @@ def test_delegation_denials():
     assert codes(decide(no_grant, request(on_behalf_of=("lead",)))) == ["delegation_denied"]
 
 
+def test_a_call_on_a_quarantined_delegators_behalf_is_escalated_not_allowed():
+    contained = chain_snapshot(agents=[agent("payer"), agent("lead", depth=1, status="quarantined")])
+    decision = decide(contained, request(on_behalf_of=("lead",)))
+    assert (decision.outcome, codes(decision)) == (Outcome.ESCALATE, ["quarantine_containment"])
+    assert decision.reasons[0].detail == {"quarantined_agent": "lead"}
+    assert "lead, on whose behalf the call is made, is quarantined" in decision.reasons[0].message
+    # A deny elsewhere still wins over containment: a human is never asked to approve a call policy refuses.
+    over_limit = decide(contained, request({**VALID_PAYMENT, "amount": 4000}, on_behalf_of=("lead",)))
+    assert (over_limit.outcome, codes(over_limit)) == (Outcome.DENY, ["quarantine_containment", "limit_exceeded"])
+
+
+def test_calls_of_agents_a_quarantined_agent_supervises_are_escalated():
+    orchestrator = agent("orchestrator", status="quarantined")
+    middle = agent("middle", supervisor_id="id-orchestrator")
+    worker = agent("payer", supervisor_id="id-middle")
+    snap = snapshot(agents=[orchestrator, middle, worker])
+    decision = decide(snap, request())
+    assert (decision.outcome, codes(decision)) == (Outcome.ESCALATE, ["quarantine_containment"])
+    assert decision.reasons[0].detail == {"quarantined_agent": "orchestrator"}
+    assert "orchestrator, which supervises payer (through middle), is quarantined" in decision.reasons[0].message
+    # Released: the same call is allowed again.
+    released = snapshot(agents=[dataclasses.replace(orchestrator, status="active"), middle, worker])
+    assert decide(released, request()).outcome is Outcome.ALLOW
+    # A supervisor loop (refused by the registry) cannot hang the engine.
+    loop = snapshot(agents=[agent("payer", supervisor_id="id-other"), agent("other", supervisor_id="id-payer")])
+    assert decide(loop, request()).outcome is Outcome.ALLOW
+
+
+def test_the_quarantined_agents_own_calls_are_denied():
+    decision = decide(snapshot(agents=[agent("payer", status="quarantined")]), request())
+    assert (decision.outcome, codes(decision)) == (Outcome.DENY, ["agent_not_active"])
+
+
 def test_delegators_rate_limits_apply():
     snap = chain_snapshot(
         grants=[

@@ -510,6 +510,11 @@ def test_a_chain_never_has_more_authority_than_any_of_its_members(case):
         member = world.agent(name)
         if member is None:  # an unknown caller: the chained call was denied anyway
             continue
+        if member.status == "quarantined" and name != req.agent_id:
+            # Containment, by design: a quarantined delegator's own calls are denied, calls made on
+            # its behalf go to a human. Never allowed, which is what this property protects.
+            assert chained.outcome is not Outcome.ALLOW
+            continue
         direct = decide(world.snapshot(), dataclasses.replace(req, agent_id=member.id, context=CallContext()))
         assert severity(chained) >= severity(direct), (member.slug, chained.codes(), direct.codes())
 
@@ -527,7 +532,10 @@ DEFECTS = ("no_grant", "expired_grant", "not_active", "constraint", "rate_limit"
     limit=st.integers(0, 3),
 )
 def test_one_defective_member_denies_the_whole_chain(size, target, defect, status, args, limit):
-    """A healthy chain is allowed; break any one member (or the caller) and the call is denied."""
+    """A healthy chain is allowed; break any one member (or the caller) and the call is denied.
+
+    The one exception is containment: a quarantined delegator escalates the call instead.
+    """
     slugs = list(SLUGS[: size + 1])  # the caller, then `size` members (principal first)
     caller, chain = slugs[-1], tuple(slugs[:-1])
     target = min(target, size)  # which of them to break: chain index, or `size` for the caller
@@ -567,6 +575,11 @@ def test_one_defective_member_denies_the_whole_chain(size, target, defect, statu
 
     world = World(tuple(agents.values()), tuple((f"id-{s}", g) for s, g in grants.items()), healthy.contracts, ())
     decision = decide(world.snapshot(), call(f"id-{caller}", "pay", args, chain, Counters(**counters)))
+    if defect == "not_active" and status == "quarantined" and broken != caller:
+        # Containment: a call on a quarantined delegator's behalf goes to a human, never through.
+        assert (decision.outcome, decision.codes()) == (Outcome.ESCALATE, ["quarantine_containment"])
+        assert decision.reasons[0].detail["quarantined_agent"] == broken
+        return
     gate = "no_grant" if broken == caller else "delegation_denied"
     expected = {
         "no_grant": gate,
