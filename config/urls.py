@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("policy.api.urls")),
     path("api/v1/", include("audit.api.urls")),
     path("api/v1/", include("approvals.api.urls")),
+    path("api/v1/", include("guardian.api.urls")),
     path("approvals/", include("approvals.urls")),
     path("", include("telemetry.urls")),
     path(".well-known/jwks.json", jwks, name="jwks"),

@@ -18,11 +18,9 @@ from django.utils.html import format_html, format_html_join
 
 from core.actors import Actor
 from guardian import services
-from guardian.models import AgentProfile, Assessment, Guardian, Quarantine, ScoreRecord
+from guardian.models import GUARDIAN_ROLE, AgentProfile, Assessment, Guardian, Quarantine, ScoreRecord
 from policy.admin import ToolCallAdmin
 from registry.models import Agent
-
-GUARDIAN_ROLE = "guardian"
 
 
 class ReadOnly:

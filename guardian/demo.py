@@ -6,19 +6,19 @@ from typing import Any
 
 from core.actors import Actor
 from guardian import services
-from guardian.models import Guardian
+from guardian.models import GUARDIAN_ROLE, Guardian
 from registry import services as registry_services
 from registry.choices import AgentStatus, ModelKind, RiskTier
 from registry.models import Agent, Role, Tool
 
-GUARDIAN_ROLE = ("guardian", "Guardian", "Watches other agents' calls and outputs; may quarantine them.")
+GUARDIAN_ROLE_SPEC = (GUARDIAN_ROLE, "Guardian", "Watches other agents' calls and outputs; may quarantine them.")
 PRECHECK_TOOLS = ("email.send", "payments.freeze_account")
 
 
 def load_demo_guardian(actor: Actor) -> None:
-    role = Role.objects.filter(slug=GUARDIAN_ROLE[0]).first()
+    role = Role.objects.filter(slug=GUARDIAN_ROLE).first()
     if role is None:
-        slug, name, description = GUARDIAN_ROLE
+        slug, name, description = GUARDIAN_ROLE_SPEC
         role = registry_services.role_create(actor=actor, slug=slug, name=name, description=description)
     for tool in Tool.objects.filter(name__in=PRECHECK_TOOLS, guardian_precheck=False):
         registry_services.tool_update(actor=actor, tool=tool, guardian_precheck=True)

@@ -25,11 +25,14 @@ _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="guardian-prech
 
 
 def check(pre: PreCheck) -> PreCheckOutcome | None:
-    started = time.perf_counter()
-    budget = warden_settings.GUARDIAN_PRECHECK_BUDGET_MS / 1000.0
     guardians = services.guardians_for(pre.agent_id, pre.tool, precheck=True)
     if not guardians:
         return None
+    # A process's first pre-check builds its scorers (compiles patterns, loads weights) outside the
+    # budget: the budget is for judging a call, not for starting up.
+    services.prepare_scorers(guardians)
+    started = time.perf_counter()
+    budget = warden_settings.GUARDIAN_PRECHECK_BUDGET_MS / 1000.0
     subject = subjects.call_subject(
         agent=subjects.agent_context(pre.snapshot, pre.agent_id),
         tool=pre.tool,

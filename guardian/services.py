@@ -165,6 +165,16 @@ def judge(guardian: Guardian, subject: Subject, *, fast_only: bool = False) -> J
     )
 
 
+def prepare_scorers(guardians: Iterable[Guardian]) -> None:
+    """Build each scorer the guardians use once per process (cheap after the first call)."""
+    for guardian in guardians:
+        for name in guardian.scorers:
+            try:
+                registry.get(name)
+            except (KeyError, ScorerUnavailable):
+                continue  # judge() skips it and says so
+
+
 def disagreements(judgements: Sequence[Judgement]) -> list[tuple[Judgement, Judgement]]:
     """Pairs of guardians whose values for the same subject differ by at least the margin."""
     margin = warden_settings.GUARDIAN_DISAGREEMENT_MARGIN

@@ -180,7 +180,8 @@ def test_a_worker_scores_a_reported_result_with_the_slm_and_quarantines(
         code = worker.wait(timeout=60)
     output = log.read_text()
     assert code == 0, output[-3000:]  # a clean shutdown: the model was released before the interpreter exited
-    assert "Segmentation fault" not in output and "Traceback" not in output, output[-3000:]
+    assert "Segmentation fault" not in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
     subjects = [row[0] for row in observed["assessments"]]
     assert subjects == ["tool_call", "tool_output"], (observed, output[-3000:])
     _, value, action = observed["assessments"][1]

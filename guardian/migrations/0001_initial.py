@@ -2,9 +2,10 @@
 
 import django.core.validators
 import django.db.models.deletion
-import guardian.models
 from django.conf import settings
 from django.db import migrations, models
+
+import guardian.models
 
 
 class Migration(migrations.Migration):

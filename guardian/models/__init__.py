@@ -26,6 +26,7 @@ from policy.models import ToolCall
 from registry.models import Agent, Role
 
 UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+GUARDIAN_ROLE = "guardian"  # the registry role every guardian's agent holds
 
 
 def default_scorers() -> dict[str, float]:
@@ -94,6 +95,10 @@ class Guardian(models.Model):
         from guardian.scorers import registry
 
         errors: dict[str, list[str]] = {}
+        if self.agent_id is not None:
+            role = Agent.objects.filter(pk=self.agent_id).values_list("role__slug", flat=True).first()
+            if role != GUARDIAN_ROLE:
+                errors["agent"] = [f"A guardian is an agent with the role '{GUARDIAN_ROLE}' (this one has {role!r})."]
         if not isinstance(self.scorers, dict) or not self.scorers:
             errors["scorers"] = ['Give at least one scorer and its weight, e.g. {"content": 1.0}.']
         else:

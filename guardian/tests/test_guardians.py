@@ -394,6 +394,10 @@ def test_a_guardian_configuration_is_validated(fleet: Fleet) -> None:
     messages = " ".join(invalid.value.message_dict["scorers"])
     assert "Unknown scorer 'nope'" in messages
     assert "must be a number in [0, 1]" in messages
+    not_a_guardian = Guardian(agent=fleet.mailer, scorers={"content": 1.0})
+    with pytest.raises(ValidationError) as invalid:
+        not_a_guardian.clean()
+    assert "role 'guardian'" in str(invalid.value.message_dict["agent"])
     unordered = Guardian(agent=fleet.guardian.agent, flag_threshold=0.8, escalate_threshold=0.5)
     with pytest.raises(ValidationError) as invalid:
         unordered.clean()
@@ -412,3 +416,40 @@ def test_guardian_watching_is_by_agent_role_and_tool(fleet: Fleet) -> None:
     fleet.guardian.watched_agents.clear()
     fleet.configure()
     assert services.guardians_for(str(fleet.guardian.agent_id), "email.send") == []
+
+
+# The API ---------------------------------------------------------------------------------------
+
+
+def test_the_api_lists_assessments_and_quarantines_and_releases_with_a_reason(
+    fleet: Fleet, admin_api: Any, viewer: Any
+) -> None:
+    from rest_framework.test import APIClient
+
+    denied = fleet.ask("mailer", "email.send", EXFILTRATION, purpose="Summarise today's alerts.")
+    listed = admin_api.get("/api/v1/guardian/assessments?agent__slug=mailer&action=quarantine").json()
+    [row] = listed["results"]
+    assert (row["guardian"], row["agent"], row["tool_call"], row["stage"]) == (
+        "sentinel",
+        "mailer",
+        denied["id"],
+        "precheck",
+    )
+    assert row["scores"][0]["scorer"] == "content"
+    [quarantine] = admin_api.get("/api/v1/quarantines?released_at__isnull=true").json()["results"]
+    assert (quarantine["agent"], quarantine["guardian"], quarantine["is_open"]) == ("mailer", "sentinel", True)
+    url = f"/api/v1/quarantines/{quarantine['id']}/release"
+    # A viewer reads but may not release; a release needs a reason.
+    as_viewer = APIClient()
+    as_viewer.force_authenticate(viewer)
+    assert as_viewer.get("/api/v1/quarantines").status_code == 200
+    refused = as_viewer.post(url, {"reason": "Fine."}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+    missing = admin_api.post(url, {}, format="json")
+    assert (missing.status_code, missing.json()["code"]) == (400, "invalid")
+    released = admin_api.post(url, {"reason": "Rotated its prompt."}, format="json")
+    assert released.status_code == 200, released.content
+    assert (released.json()["is_open"], released.json()["release_reason"]) == (False, "Rotated its prompt.")
+    again = admin_api.post(url, {"reason": "Twice."}, format="json")
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+    assert fleet.reload(fleet.mailer).status == AgentStatus.ACTIVE
