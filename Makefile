@@ -40,6 +40,10 @@ bench: install  ## Benchmark the decision path: engine, HTTP on SQLite and Postg
 bench-audit: install  ## What the audit trail costs a decision: with and without, sealing, verify (BENCH_ARGS="--quick")
 	$(PY) benchmarks/audit.py $(BENCH_ARGS)
 
+.PHONY: bench-guardian
+bench-guardian: install  ## The guardian's scorers on shared/eval: detection, false positives, latency (BENCH_ARGS="--split validation")
+	$(PY) benchmarks/guardian.py $(BENCH_ARGS)
+
 lint: install-dev  ## ruff, formatting, mypy and the import-layer contract
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

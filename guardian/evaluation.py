@@ -26,6 +26,8 @@ from guardian.ensemble import combine
 from guardian.scorers import registry
 from guardian.scorers.base import AgentContext, Label, Score, Scorer, ScorerUnavailable, Subject, SubjectKind
 
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_GLOB = "../shared/eval/*.jsonl"  # relative to the repository root
 KINDS = ("tool_call", "tool_output", "agent_output", "trajectory")
 LABELS = ("anomalous", "benign")
 SCORED_KINDS = (SubjectKind.TOOL_CALL, SubjectKind.TOOL_OUTPUT, SubjectKind.AGENT_OUTPUT)
@@ -53,6 +55,12 @@ class DatasetError(ValueError):
 
 class EvaluationError(ValueError):
     """The evaluation cannot run as asked (an unknown scorer, a primary that was not evaluated, ...)."""
+
+
+def default_files() -> list[Path]:
+    """The shared evaluation set next to the repository (../shared/eval/*.jsonl), sorted."""
+    pattern = (ROOT / DEFAULT_DATA_GLOB).resolve()
+    return sorted(pattern.parent.glob(pattern.name))
 
 
 # -- rows -------------------------------------------------------------------------------------------
@@ -372,6 +380,8 @@ def resolve_scorers(requested: Sequence[str] | None) -> ScorerSet:
             continue
         try:
             scorer = registry.get(name)
+            if not scorer.fast and name in wanted:
+                _probe(scorer)
         except ScorerUnavailable as error:
             if name in wanted:
                 notes.append(f"{name}: unavailable, left out ({error})")
@@ -383,6 +393,13 @@ def resolve_scorers(requested: Sequence[str] | None) -> ScorerSet:
     if ENSEMBLE in wanted and not members:
         notes.append("ensemble: no fast scorer is available, left out")
     return ScorerSet(scorers=scorers, shown=shown, ensemble_members=members, notes=notes)
+
+
+def _probe(scorer: Scorer) -> None:
+    """Load a slow scorer's model now (the SLM loads lazily), so an unavailable one is noted up front."""
+    load = getattr(scorer, "load", None)
+    if callable(load):
+        load()
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,7 +468,7 @@ def score_rows(rows: Sequence[EvalRow], scorer_set: ScorerSet) -> list[ScoredRow
         if members and ENSEMBLE in scorer_set.shown:
             member_scores = [scores[name] for name in members]
             outcomes[ENSEMBLE] = Outcome(
-                value=combine(member_scores, {name: 1.0 for name in members}),
+                value=combine(member_scores, dict.fromkeys(members, 1.0)),
                 flagged=any(outcomes[name].flagged for name in members),
                 latency_ms=sum(outcomes[name].latency_ms for name in members),
                 detail={},
@@ -474,6 +491,15 @@ class Report:
     summary: dict[str, dict[str, float | None]]
     metrics: dict[tuple[str, str, str], Metrics]  # (file stem or "all", kind, scorer) -> figures
     notes: list[str]
+    primary: str = ENSEMBLE
+    fast_scorers: list[str] = field(default_factory=list)  # the shown scorers that may run on the decision path
+
+    def fast_p99_ms(self) -> float | None:
+        """The highest p99 latency of any fast scorer on any file and kind (pooled slices included)."""
+        p99s = [
+            m.p99_ms for (_, _, name), m in self.metrics.items() if name in self.fast_scorers and m.p99_ms is not None
+        ]
+        return max(p99s) if p99s else None
 
 
 def _slice_metrics(scored: Sequence[ScoredRow], name: str) -> Metrics | None:
@@ -533,7 +559,10 @@ def build_report(scored: Sequence[ScoredRow], scorer_set: ScorerSet, primary: st
             line = _throughput(scored, name)
             if line:
                 lines.append(line)
-    return Report(lines=lines, summary=summary, metrics=metrics, notes=list(scorer_set.notes))
+    fast = [name for name in scorer_set.shown if name in scorer_set.scorers and scorer_set.scorers[name].fast]
+    return Report(
+        lines=lines, summary=summary, metrics=metrics, notes=list(scorer_set.notes), primary=primary, fast_scorers=fast
+    )
 
 
 def select_split(rows: Sequence[EvalRow], split: str) -> list[EvalRow]:
@@ -555,12 +584,15 @@ def select_split(rows: Sequence[EvalRow], split: str) -> list[EvalRow]:
 def evaluate(
     paths: Sequence[str | Path],
     scorers: Sequence[str] | None = None,
-    primary: str = ENSEMBLE,
+    primary: str | None = None,
     split: str = "all",
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Read the files, keep the split's rows (at most `limit` per file), score them, and report.
+
+    `primary` (the scorer in the summary) defaults to the ensemble, or the first scorer asked for
+    when the ensemble is not among them.
 
     Trajectory rows are skipped (no scorer judges a whole trajectory) with a note.
     """
@@ -569,6 +601,8 @@ def evaluate(
     if not paths:
         raise EvaluationError("No labelled files given.")
     scorer_set = resolve_scorers(scorers)
+    if primary is None:
+        primary = ENSEMBLE if ENSEMBLE in scorer_set.shown or not scorer_set.shown else scorer_set.shown[0]
     if primary not in scorer_set.shown:
         raise EvaluationError(
             f"The primary scorer {primary!r} is not evaluated here; evaluated: {', '.join(scorer_set.shown) or 'none'}."
@@ -585,7 +619,6 @@ def evaluate(
     scored = score_rows(rows, scorer_set)
     if skipped:
         scorer_set.notes.append(f"{skipped} trajectory rows skipped: no scorer judges a whole trajectory")
-    title = (
-        f"Scorers: {', '.join(scorer_set.shown)} (ensemble of {', '.join(scorer_set.ensemble_members)}); split: {split}"
-    )
+    members = ", ".join(scorer_set.ensemble_members) or "none"
+    title = f"Scorers: {', '.join(scorer_set.shown)} (ensemble of {members}); primary: {primary}; split: {split}"
     return build_report(scored, scorer_set, primary, title=title)

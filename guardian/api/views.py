@@ -75,7 +75,7 @@ class QuarantineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def release(self, request: Request, pk: str | None = None) -> Response:
         check_body(_RELEASE, request.data)
         quarantine = self.get_object()
-        if not quarantine.is_open:
+        if quarantine.released_at is not None:
             raise Conflict(
                 "This quarantine was already released.", detail={"released_at": quarantine.released_at.isoformat()}
             )

@@ -27,6 +27,7 @@ time (a false-positive rate on the training split) sits at the artifact's `thres
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -74,26 +75,68 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # closes a field (so an empty field in a template and the field after it do not form a pair).
 _CLAUSE = re.compile(r"[\n.;:!?{}\[\]()<>|\"\t=,]+|(?<![a-z])'|'(?![a-z])")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
 # Instruction-like sentences: generic English instruction vocabulary (what an injected request
-# is made of), used only to choose which parts of a long text are featurised.
-_CUE = re.compile(
-    r"\b(?:ignore|disregard|forget|instead|instruction|instructions|important|urgent|immediately|must|"
-    r"should|need to|please|do not|don't|before you|after you|you are|your task|assistant|todo|"
-    r"send|transfer|forward|delete|remove|change|update|reset|visit|click|download|upload|share|grant|"
-    r"invite|create|pay|unlock|disable|password|reply|respond|execute|email|e-mail|message|contact)\b",
-    re.IGNORECASE,
+# is made of), used only to choose which parts of a long text are featurised. Strong cues are
+# taken first, and their sentences also get character n-grams.
+_STRONG_CUE_WORDS = frozenset(
+    (
+        *_words("ignore disregard forget instead instruction instructions important immediately must todo"),
+        "before you",
+        "your task",
+    )
 )
-_STRONG_CUE = re.compile(
-    r"\b(?:ignore|disregard|forget|instead|instruction|instructions|important|immediately|must|"
-    r"before you|todo|your task)\b",
-    re.IGNORECASE,
+_CUE_WORDS = _STRONG_CUE_WORDS | frozenset(
+    (
+        *_words(
+            "urgent should please assistant send transfer forward delete remove change update reset visit click "
+            "download upload share grant invite create pay unlock disable password reply respond execute email "
+            "e-mail message contact"
+        ),
+        *("need to", "do not", "don't", "after you", "you are"),
+    )
 )
+
+
+def _alternation(words: Iterable[str]) -> str:
+    """A regex matching any of `words`, written as a trie (Python's re tries alternatives one by one)."""
+    tree: dict[str, Any] = {}
+    for word in words:
+        node = tree
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + emit(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return emit(tree)
+
+
+_CUE = re.compile(r"(?<![a-z])(?:" + _alternation(_CUE_WORDS) + r")(?![a-z])")
 _SENTENCE_END = ".!?\n"
+_FUNCTION_WORDS = frozenset(
+    _words(
+        "the a an and or of to in on for by with from at as is are be was were it its this that these those "
+        "i me my you your we our us he she him her his they them their"
+    )
+)
 _ACTION_LINE = re.compile(r"^\s*Action\s*:\s*([A-Za-z0-9_.\-]+)", re.MULTILINE)
 _STOPWORDS = frozenset(
-    "the a an and or of to in on for by with from at as is are be was were it this that these those my your "
-    "me i you we our us get set list search read check find show view all any some new info information "
-    "details detail data".split()
+    _words(
+        "the a an and or of to in on for by with from at as is are be was were it this that these those my your "
+        "me i you we our us get set list search read check find show view all any some new info information "
+        "details detail data"
+    )
 )
 
 
@@ -109,42 +152,65 @@ def normalise(text: str) -> str:
     return _NUMBER.sub(" qqnum ", text)
 
 
-def bounded_pieces(text: str) -> list[str]:
-    """The parts of `text` that are featurised: all of a short text; head, tail and cue sentences of a long one."""
-    if len(text) <= FULL_TEXT_CHARS:
-        return [text]
-    middle_start, middle_end = HEAD_CHARS, len(text) - TAIL_CHARS
-    spans: list[tuple[int, int, int]] = []  # (priority, start, end): strong cues first, then by position
-    last_end = -1
-    for match in _CUE.finditer(text, middle_start, middle_end):
-        if match.start() < last_end:
+def _has_strong_cue(text: str) -> bool:
+    return any(match.group() in _STRONG_CUE_WORDS for match in _CUE.finditer(text))
+
+
+def bounded_pieces(text: str) -> list[tuple[str, bool]]:
+    """The lower-cased parts of `text` that are featurised, each with whether it holds a strong cue.
+
+    All of a short text; of a long one the head, the tail, and the sentences with a cue in
+    between: strong cues (ignore, instead, instruction, ...) first, then any cue, up to
+    MAX_CUE_SENTENCES, each at most MAX_SENTENCE_CHARS around its cue.
+    """
+    lowered = text.lower()
+    if len(lowered) <= FULL_TEXT_CHARS:
+        return [(lowered, _has_strong_cue(lowered))]
+    low, high = HEAD_CHARS, len(lowered) - TAIL_CHARS
+    cues = [
+        (match.group() not in _STRONG_CUE_WORDS, match.start(), match.end())
+        for match in _CUE.finditer(lowered, low, high)
+    ]
+    cues.sort()  # strong first, then by position
+    spans: list[tuple[int, int, bool]] = []
+    for weak, at, after in cues:
+        if len(spans) >= MAX_CUE_SENTENCES:
+            break
+        if any(start <= at < end for start, end, _ in spans):
             continue
-        start = max(text.rfind(c, middle_start, match.start()) for c in _SENTENCE_END) + 1
-        start = max(start, middle_start, match.start() - MAX_SENTENCE_CHARS // 2)
-        ends = [i for i in (text.find(c, match.end(), middle_end) for c in _SENTENCE_END) if i >= 0]
-        end = min(min(ends) if ends else middle_end, start + MAX_SENTENCE_CHARS)
-        last_end = end
-        strong = _STRONG_CUE.search(text, start, end) is not None
-        spans.append((0 if strong else 1, start, end))
-    chosen = sorted(sorted(spans)[:MAX_CUE_SENTENCES], key=lambda span: span[1])
-    return [text[:HEAD_CHARS], *(text[start:end] for _, start, end in chosen), text[-TAIL_CHARS:]]
+        start = max(low, at - MAX_SENTENCE_CHARS // 2, max(lowered.rfind(c, low, at) for c in _SENTENCE_END) + 1)
+        end = min(high, start + MAX_SENTENCE_CHARS)
+        for stop in _SENTENCE_END:
+            found = lowered.find(stop, after, end)
+            if found >= 0:
+                end = found
+        spans.append((start, end, not weak))
+    spans.sort()
+    head, tail = lowered[:HEAD_CHARS], lowered[-TAIL_CHARS:]
+    return [
+        (head, _has_strong_cue(head)),
+        *((lowered[start:end], strong) for start, end, strong in spans),
+        (tail, _has_strong_cue(tail)),
+    ]
 
 
 def text_features(text: str, prefix: str = "") -> set[str]:
     """Words, in-clause bigrams and (in instruction-like sentences) character 4-grams of long words."""
     found: set[str] = set()
-    for piece in bounded_pieces(text):
-        normal = normalise(piece)
-        for clause in _CLAUSE.split(normal):
-            words = _WORD.findall(clause)
-            if not words:
-                continue
-            found.update([f"{prefix}w:{word}" for word in words])
-            found.update([f"{prefix}b:{first} {second}" for first, second in zip(words, words[1:], strict=False)])
-        if _STRONG_CUE.search(piece) is not None:
-            long_words = [word for word in _WORD.findall(normal) if len(word) >= CHAR_GRAM_MIN_WORD]
-            for word in long_words[:MAX_CHAR_GRAM_WORDS]:
-                found.update([f"{prefix}c:{word[i : i + CHAR_GRAM]}" for i in range(len(word) - CHAR_GRAM + 1)])
+    pieces = bounded_pieces(text)
+    # One pass over all pieces: the new line that joins them is a clause break, so no bigram spans two.
+    for clause in _CLAUSE.split(normalise("\n".join(piece for piece, _ in pieces))):
+        words = _WORD.findall(clause)
+        if not words:
+            continue
+        # Function words only in phrases: alone they would just mean "this is prose".
+        found.update([f"{prefix}w:{word}" for word in words if word not in _FUNCTION_WORDS])
+        found.update([f"{prefix}b:{first} {second}" for first, second in itertools.pairwise(words)])
+    instructions = "\n".join(piece for piece, strong in pieces if strong)
+    if instructions:
+        long_words = [word for word in _WORD.findall(normalise(instructions)) if len(word) >= CHAR_GRAM_MIN_WORD]
+        for word in long_words[:MAX_CHAR_GRAM_WORDS]:
+            found.update([f"{prefix}c:{word[i : i + CHAR_GRAM]}" for i in range(len(word) - CHAR_GRAM + 1)])
     return found
 
 
@@ -201,26 +267,8 @@ def _bucket(fraction: float) -> str:
     return "high"
 
 
-import os
-
-_EXP = set(os.environ.get("CLF_EXP", "").split(","))
-
-
 def tool_call_features(subject: Subject) -> set[str]:
     """Tool-name words, argument keys and words, and the call judged against its task (relational)."""
-    found = _tool_call_features(subject)
-    if "no_tn" in _EXP:
-        found = {f for f in found if not f.startswith("tn:")}
-    if "no_ak" in _EXP:
-        found = {f for f in found if not f.startswith("ak:")}
-    if "no_av" in _EXP:
-        found = {f for f in found if not f.startswith("av:")}
-    if "no_twword" in _EXP:
-        found = {f for f in found if not f.startswith(("r:tw_in:", "r:tw_out:"))}
-    return found
-
-
-def _tool_call_features(subject: Subject) -> set[str]:
     found: set[str] = set()
     task = (subject.text or subject.purpose or "").lower()
     task_normal = normalise(task)
@@ -457,35 +505,43 @@ def _describe_relational(value: str) -> str:
     return f"{what} in the arguments{where} that the task {'mentions' if place == 'in' else 'does not mention'}"
 
 
+_ENTITY_FEATURE = re.compile(r"^(?:([^:]+):)?(?:email|url|iban|number)_(?:in|out)$")
+_PLACEHOLDER_PATTERNS = {"qqemail": _EMAIL, "qqurl": _URL, "qqiban": _IBAN, "qqnum": _NUMBER}
+
+
 def locate_feature(feature: str, subject: Subject) -> str:
-    """Where a feature was found: `text[a:b]`, `/arguments/<key>`, `tool`, or "" when not pinned down."""
+    """Where a feature was found: `text[a:b]`, `/arguments/<key>`, `arguments`, `tool`, or "" when not pinned down."""
     family, _, value = feature.partition(":")
-    if family in ("tn", "act") or value.startswith(("tw_", "entity_out")):
-        return "tool" if subject.kind is SubjectKind.TOOL_CALL else _locate_text(value, subject.text)
+    if family == "r":
+        entity = _ENTITY_FEATURE.match(value)
+        if entity:
+            return f"/arguments/{entity.group(1)}" if entity.group(1) else "arguments"
+        if value.startswith("av_overlap"):
+            return "arguments"
+        return "tool" if value.startswith(("tw_", "entity_out")) else ""
     if family == "ak":
         return f"/arguments/{value}"
-    if family == "r":
-        parts = value.split(":")
-        return f"/arguments/{parts[0]}" if len(parts) == 2 else "arguments"
-    if family == "av":
+    if family == "tn":
+        return "tool"
+    if family == "av" or subject.kind is SubjectKind.TOOL_CALL:
         return "arguments"
-    if subject.kind is SubjectKind.TOOL_CALL:
-        return "arguments"
+    if family == "act":
+        return _locate_text("action" if value == "_" else value, subject.text)
     return _locate_text(value, subject.text)
 
 
 def _locate_text(value: str, text: str) -> str:
+    """The first place in `text` where a word, phrase or n-gram of a feature occurs (placeholders: their entity)."""
     lowered = text.lower()
-    first = value.split(" ")[0]
-    pattern = {"qqemail": _EMAIL, "qqurl": _URL, "qqiban": _IBAN, "qqnum": _NUMBER}.get(first)
-    if pattern is not None:
-        match = pattern.search(lowered)
-        return f"text[{match.start()}:{match.end()}]" if match else ""
-    at = lowered.find(value)
-    if at < 0:
-        at = lowered.find(first)
-        value = first
-    return f"text[{at}:{at + len(value)}]" if at >= 0 else ""
+    for word in value.split(" "):
+        pattern = _PLACEHOLDER_PATTERNS.get(word)
+        if pattern is not None:
+            match = pattern.search(lowered)
+            return f"text[{match.start()}:{match.end()}]" if match else ""
+    words = value.split(" ")
+    spaced = r"\W+".join(re.escape(word) for word in words)
+    match = re.search(rf"(?<![a-z]){spaced}(?![a-z])", lowered) or re.search(re.escape(words[0]), lowered)
+    return f"text[{match.start()}:{match.end()}]" if match else ""
 
 
 def _describe_top(contributions: Iterable[tuple[float, str]], subject: Subject, count: int) -> list[tuple[str, str]]:

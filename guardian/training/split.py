@@ -52,12 +52,18 @@ _TYPED_CATEGORIES = ("direct_harm", "data_stealing", "attacker_tool", "exfiltrat
 class LabelledRow(Protocol):
     """What the split reads of a row (guardian.evaluation.EvalRow has it)."""
 
-    id: str
-    source: str
-    kind: str
-    category: str | None
-    tool: str | None
-    agent_role: str | None
+    @property
+    def id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def tool(self) -> str | None: ...
+    @property
+    def agent_role(self) -> str | None: ...
 
 
 def injecagent_case(row_id: str) -> tuple[str | None, int | None, int | None]:

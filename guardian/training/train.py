@@ -18,7 +18,7 @@ Steps:
      injection (AgentDojo's injected outputs are longer than its benign ones);
    - benign tool calls written as ReAct `Action:` lines, as benign agent outputs, so calling a
      tool is not in itself a sign of having followed an injection (the benign agent outputs in
-     the data never call one).
+     the data rarely call one: 21 of 571).
    Empty template fields produce no feature at all (quotes are clause breaks, not tokens), so
    "an empty string" cannot predict benign, and no feature counts length.
 3. Weight the examples: within a class each (source, label) group weighs in proportion to the
@@ -47,13 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from guardian.evaluation import EvalRow, Metrics, measure, read_rows, subject_for_row
+from guardian.evaluation import EvalRow, Metrics, default_files, measure, read_rows, subject_for_row
 from guardian.scorers import classifier
 from guardian.scorers.base import Subject, SubjectKind
-from guardian.training.split import TRAIN, VALIDATION, agentdojo_suite, build_split, injecagent_case, split_of
+from guardian.training.split import TRAIN, agentdojo_suite, build_split, injecagent_case, split_of
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_DATA_GLOB = "../shared/eval/*.jsonl"
 KINDS = (SubjectKind.TOOL_CALL, SubjectKind.TOOL_OUTPUT, SubjectKind.AGENT_OUTPUT)
 ARTIFACT_THRESHOLD = 0.5
 INJECAGENT_PREFIX = re.compile(
@@ -118,12 +116,6 @@ class TrainResult:
 
 
 # -- data -----------------------------------------------------------------------------------------
-
-
-def default_files() -> list[Path]:
-    """shared/eval/*.jsonl next to the repository (sorted)."""
-    pattern = ROOT / DEFAULT_DATA_GLOB
-    return sorted(pattern.parent.resolve().glob(pattern.name))
 
 
 def fold_key(row: EvalRow) -> str:
@@ -500,4 +492,4 @@ def _score_examples(model: classifier.ClassifierModel, examples: Sequence[Exampl
     return measure(labels, values, [value >= model.threshold for value in values], latencies)
 
 
-__all__ = ["DEFAULT_DATA_GLOB", "VALIDATION", "TrainConfig", "TrainResult", "default_files", "train"]
+__all__ = ["TrainConfig", "TrainResult", "default_files", "train"]
