@@ -18,19 +18,7 @@ from django.utils.html import format_html
 
 from approvals.models import Approval, Delivery, DeliveryAttempt, Vote, Webhook
 from audit.sensitive import redact
-
-
-class ReadOnlyMixin:
-    """Viewing only: nothing here is added, changed or deleted by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from core.admin import ReadOnlyAdminMixin
 
 
 def _badge(kind: str, value: str, label: str) -> str:
@@ -51,7 +39,7 @@ def _pretty_json(text_or_document: Any) -> str:
     )
 
 
-class VoteInline(ReadOnlyMixin, admin.TabularInline):
+class VoteInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Each approver's verdict on the approval, in the order they came."""
 
     model = Vote
@@ -62,7 +50,7 @@ class VoteInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Approval)
-class ApprovalAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every approval, the soonest due first, with its state and risk; decide on the queue page."""
 
     list_display = ["tool", "agent", "state_badge", "risk_badge", "created_at", "due_at", "settled_by_label"]
@@ -127,7 +115,7 @@ class ApprovalAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Webhook)
-class WebhookAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class WebhookAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Endpoints agents registered to hear when their escalated calls are settled."""
 
     list_display = ["url", "agent", "active", "created_at", "removed_at"]
@@ -138,7 +126,7 @@ class WebhookAdmin(ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = fields  # type: ignore[assignment]  # the same plain names
 
 
-class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
+class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Each POST of the delivery: when, what came back, how long it took, when the next one was due."""
 
     model = DeliveryAttempt
@@ -149,7 +137,7 @@ class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Events sent to webhooks, with every attempt; failed ones were given up after the last retry."""
 
     list_display = ["event", "webhook", "state_badge", "attempts", "created_at", "delivered_at"]

@@ -18,6 +18,7 @@ from django.utils.html import format_html
 
 from audit.models import AuditRecord, Block, Seal
 from audit.sensitive import redact
+from core.admin import ReadOnlyAdminMixin
 
 
 def _seal_of(record: AuditRecord) -> Seal | None:
@@ -38,17 +39,8 @@ def _short_id(value: str) -> str:
     return format_html('<code class="wd-slug" title="{}">{}…</code>', value, value[:8])
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Viewing only: the trail is append-only, and only Warden's services append to it."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class SealedFilter(admin.SimpleListFilter):

@@ -17,23 +17,11 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from core.actors import Actor
+from core.admin import ReadOnlyAdminMixin
 from guardian import services
 from guardian.models import GUARDIAN_ROLE, AgentProfile, Assessment, Guardian, Quarantine, ScoreRecord
 from policy.admin import ToolCallAdmin
 from registry.models import Agent
-
-
-class ReadOnly:
-    """Records: viewable by those with the view permission, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _pre(value: Any) -> str:
@@ -54,7 +42,8 @@ def _reason_list(reasons: list[dict[str, Any]]) -> str:
 
 
 def _value(value: float, action: str) -> str:
-    return format_html("<span class='wd-score wd-score-{}'>{:.2f}</span>", action, value)
+    # format_html escapes its arguments into strings first: format the number before.
+    return format_html("<span class='wd-score wd-score-{}'>{}</span>", action, f"{value:.2f}")
 
 
 class GuardianForm(forms.ModelForm):
@@ -120,7 +109,7 @@ class GuardianAdmin(admin.ModelAdmin):
         return False  # disable a guardian instead: its assessments keep pointing at it
 
 
-class ScoreInline(ReadOnly, admin.TabularInline):
+class ScoreInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ScoreRecord
     extra = 0
     fields = ["scorer", "weight", "value", "label", "findings", "latency_ms"]
@@ -132,7 +121,7 @@ class ScoreInline(ReadOnly, admin.TabularInline):
 
 
 @admin.register(Assessment)
-class AssessmentAdmin(ReadOnly, admin.ModelAdmin):
+class AssessmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "guardian", "agent", "tool", "subject", "stage", "score", "action", "disagreement"]
     list_filter = ["action", "stage", "subject", "disagreement", "guardian"]
     search_fields = ["agent__slug", "tool", "tool_call__id"]
@@ -164,7 +153,7 @@ class AssessmentAdmin(ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(Quarantine)
-class QuarantineAdmin(ReadOnly, admin.ModelAdmin):
+class QuarantineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["agent", "started_at", "started_by_label", "short_reason", "released_at", "released_by_label"]
     list_filter = ["released_at"]
     search_fields = ["agent__slug", "reason", "release_reason"]
@@ -189,7 +178,7 @@ class QuarantineAdmin(ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(AgentProfile)
-class AgentProfileAdmin(ReadOnly, admin.ModelAdmin):
+class AgentProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["agent", "observations", "observed_until", "updated_at"]
     search_fields = ["agent__slug"]
     list_select_related = ["agent"]
@@ -205,7 +194,7 @@ class AgentProfileAdmin(ReadOnly, admin.ModelAdmin):
         return _pre(profile.baseline)
 
 
-class AssessmentInline(ReadOnly, admin.TabularInline):
+class AssessmentInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The guardians' assessments on the tool-call page of the policy admin."""
 
     model = Assessment

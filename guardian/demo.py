@@ -43,9 +43,11 @@ def load_demo_guardian(actor: Actor) -> None:
     guardian = Guardian.objects.create(
         agent=agent,
         scorers={"content": 1.0, "classifier": 1.0, "behaviour": 0.5},
-        flag_threshold=0.5,
-        escalate_threshold=0.75,
-        quarantine_threshold=0.92,
+        # A human is asked when the evidence is strong, the circuit breaker trips when it is
+        # overwhelming (an injected instruction obeyed, a secret mailed to a stranger).
+        flag_threshold=0.6,
+        escalate_threshold=0.9,
+        quarantine_threshold=0.97,
     )
     services.record_configuration(guardian, actor=actor, created=True)
 

@@ -143,7 +143,9 @@ def judge(guardian: Guardian, subject: Subject, *, fast_only: bool = False) -> J
             scorer = registry.get(name)
             if subject.kind not in scorer.kinds or (fast_only and not scorer.fast):
                 continue
-            scores.append(scorer.score(subject))
+            score = scorer.score(subject)
+            if score.detail.get("applicable", True):  # a scorer may abstain on a subject it cannot judge
+                scores.append(score)
         except (KeyError, ScorerUnavailable) as error:
             # Skipped loudly, never silently allowed: the other scorers still judge, and the record says so.
             logger.warning("Guardian %s: scorer %s unavailable: %s", guardian.agent.slug, name, error)
@@ -609,13 +611,14 @@ def _observation(call: ToolCall) -> Any:
     )
 
 
-def _history(profile: AgentProfile | None) -> History:
-    if profile is None:
-        return History()
+def _history(profile: AgentProfile | None) -> History | None:
+    """What the agent did before; None while nothing was observed (no history is not an empty one)."""
+    if profile is None or not profile.observations:
+        return None
     return History(destinations=frozenset(profile.destinations or ()), baseline=profile.baseline or None)
 
 
-def profile_history(agent_id: str) -> History:
+def profile_history(agent_id: str) -> History | None:
     """The agent's history as the pre-check reads it: one indexed query, no folding on the decision path."""
     return _history(AgentProfile.objects.filter(agent_id=agent_id).first())
 

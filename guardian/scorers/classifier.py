@@ -574,6 +574,10 @@ class ClassifierScorer(BaseScorer):
     def evaluate(self, subject: Subject) -> tuple[float, list[ScoreReason], dict[str, Any]]:
         if subject.kind not in self.model.kinds:
             raise ScorerUnavailable(f"The classifier artifact has no model for {subject.kind}; retrain it.")
+        if subject.kind == SubjectKind.TOOL_CALL and not (subject.text or subject.purpose or "").strip():
+            # The tool-call model answers "is this call within its task?": with no task (the agent sent
+            # no context.purpose) it has nothing to judge against, and it abstains rather than guess.
+            return 0.0, [], {"applicable": False, "why": "no task purpose to judge the call against"}
         logit, contributions = self.model.logit(subject)
         value = _sigmoid(logit)
         detail: dict[str, Any] = {"logit": round(logit, 4), "features": len(contributions)}

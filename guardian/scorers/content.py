@@ -1331,7 +1331,8 @@ class ContentScorer(BaseScorer):
         findings.add(
             ScoreReason(
                 code="exfiltration",
-                message=f"Sends to {destination.shown} in argument {destination.pointer}: {', '.join(notes)}.",
+                message=f"{'Sends to' if call.outbound else 'Names'} {destination.shown} in argument "
+                f"{destination.pointer}: {', '.join(notes)}.",
                 where=call.at(destination.pointer),
                 weight=weight,
             )

@@ -86,6 +86,17 @@ def test_the_relational_features_compare_arguments_with_the_task():
     assert model.probability(off_task) > model.probability(on_task)
 
 
+def test_a_call_without_a_task_is_not_judged_by_the_tool_call_model(scorer):
+    """Warden's agents may send no purpose: the on-task model abstains instead of calling everything off-task."""
+    arguments = {"to": "bob@customers.example.com", "subject": "Your card", "body": "It is on its way."}
+    without = scorer.score(Subject(kind=SubjectKind.TOOL_CALL, tool="email.send", arguments=arguments))
+    assert (without.value, without.reasons, without.detail["applicable"]) == (0.0, (), False)
+    with_task = scorer.score(
+        Subject(kind=SubjectKind.TOOL_CALL, tool="email.send", arguments=arguments, text="Tell Bob his card ships.")
+    )
+    assert "applicable" not in with_task.detail
+
+
 def test_placeholders_hide_the_identities():
     found = features(Subject(kind=SubjectKind.TOOL_OUTPUT, text="Send 5 to US133000000121212121212 or a@b.com"))
     assert {"w:qqnum", "w:qqiban", "w:qqemail", "b:to qqiban"} <= found

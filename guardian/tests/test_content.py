@@ -287,8 +287,9 @@ def test_exfiltration_weighs_up_with_data_and_a_sending_tool(scorer: ContentScor
         return reasons_of(score, "exfiltration")[0].weight
 
     assert weight(lookup) < weight(payment) < weight(leak)
-    assert reasons_of(lookup, "exfiltration")[0].message.startswith("Sends to collector.example")
-    assert "GB82…5432" in reasons_of(payment, "exfiltration")[0].message
+    # A reading tool only names the destination; a sending tool sends to it.
+    assert reasons_of(lookup, "exfiltration")[0].message.startswith("Names collector.example")
+    assert reasons_of(payment, "exfiltration")[0].message.startswith("Sends to GB82…5432")
 
 
 def test_url_host_named_in_the_task_is_known(scorer: ContentScorer) -> None:

@@ -453,3 +453,45 @@ def test_the_api_lists_assessments_and_quarantines_and_releases_with_a_reason(
     again = admin_api.post(url, {"reason": "Twice."}, format="json")
     assert (again.status_code, again.json()["code"]) == (409, "conflict")
     assert fleet.reload(fleet.mailer).status == AgentStatus.ACTIVE
+
+
+# The admin -------------------------------------------------------------------------------------
+
+
+def test_every_guardian_admin_page_renders_what_was_found(
+    fleet: Fleet, client: Any, superuser: Any, viewer: Any, django_capture_on_commit_callbacks
+) -> None:
+    call_id = _read_and_report(fleet, {"reviews": [INJECTED]}, django_capture_on_commit_callbacks)
+    assessment = Assessment.objects.get(tool_call_id=call_id, subject="tool_output")
+    quarantine = Quarantine.objects.get(agent=fleet.mailer)
+    client.force_login(superuser)
+    pages = {
+        "/admin/guardian/guardian/": "Sentinel",
+        f"/admin/guardian/guardian/{fleet.guardian.pk}/change/": "Quarantine threshold",
+        "/admin/guardian/assessment/": f">{assessment.value:.2f}<",
+        f"/admin/guardian/assessment/{assessment.pk}/change/": "injected_instruction",
+        "/admin/guardian/quarantine/": "Mailer",
+        f"/admin/guardian/quarantine/{quarantine.pk}/change/": quarantine.reason[:40],
+        "/admin/guardian/agentprofile/": "Mailer",
+        f"/admin/policy/toolcall/{call_id}/change/": f">{assessment.value:.2f}<",
+        f"/admin/registry/agent/{fleet.mailer.pk}/change/": "Quarantined",
+    }
+    for url, expected in pages.items():
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert expected in response.content.decode(), url
+    # Viewers read what guardians found and change nothing.
+    client.force_login(viewer)
+    assert client.get("/admin/guardian/assessment/").status_code == 200
+    assert client.get("/admin/guardian/guardian/add/").status_code == 403
+
+
+def test_a_scorer_that_abstains_is_left_out_of_the_assessment(fleet: Fleet) -> None:
+    fleet.configure(scorers={"content": 1.0, "classifier": 1.0})
+    # No purpose: the classifier's on-task model has nothing to judge the call against.
+    document = fleet.ask("mailer", "docs.read", {"path": "/handbook"})
+    assert document["decision"] == "allow"
+    fleet.configure(watched_tools=["email.*"])
+    sent = fleet.ask("mailer", "email.send", {"to": "bob@customers.example.com", "subject": "Hi", "body": "Hello."})
+    [row] = sent["guardian"]
+    assert row["scores"].keys() == {"content"}
