@@ -122,7 +122,7 @@ class ScoreInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Assessment)
 class AssessmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "guardian", "agent", "tool", "subject", "stage", "score", "action", "disagreement"]
+    list_display = ["created_at", "agent", "tool", "subject", "score", "action", "disagreement", "guardian", "stage"]
     list_filter = ["action", "stage", "subject", "disagreement", "guardian"]
     search_fields = ["agent__slug", "tool", "tool_call__id"]
     list_select_related = ["guardian__agent", "agent"]

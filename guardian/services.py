@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 RELEASE_PERMISSION = "guardian.release_quarantine"
 FOLD_BATCH = 500  # calls folded into a baseline per step
+MODEL_SCORERS = frozenset({"classifier", "slm"})  # verdicts of a model, rather than findings with evidence
 
 
 class PermissionDenied(WardenError):
@@ -151,10 +152,15 @@ def judge(guardian: Guardian, subject: Subject, *, fast_only: bool = False) -> J
             logger.warning("Guardian %s: scorer %s unavailable: %s", guardian.agent.slug, name, error)
             skipped.append(name)
     value = combine(scores, weights)
-    reasons = tuple(
-        {**reason.as_dict(), "scorer": score.scorer}
-        for score in sorted(scores, key=lambda item: -item.value * weights.get(item.scorer, 1.0))
+    # Findings that name evidence (an instruction, a secret, a destination) lead; the models' verdicts
+    # (classifier, SLM), which summarise rather than point, follow. Within each, the weightiest first.
+    findings = [
+        (score.scorer in MODEL_SCORERS, -reason.weight * weights.get(score.scorer, 1.0), index, reason, score.scorer)
+        for index, score in enumerate(scores)
         for reason in score.reasons
+    ]
+    reasons = tuple(
+        {**reason.as_dict(), "scorer": scorer} for *_, reason, scorer in sorted(findings, key=lambda row: row[:3])
     )[:12]
     return Judgement(
         guardian=guardian,

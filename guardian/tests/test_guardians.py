@@ -495,3 +495,22 @@ def test_a_scorer_that_abstains_is_left_out_of_the_assessment(fleet: Fleet) -> N
     sent = fleet.ask("mailer", "email.send", {"to": "bob@customers.example.com", "subject": "Hi", "body": "Hello."})
     [row] = sent["guardian"]
     assert row["scores"].keys() == {"content"}
+
+
+def test_findings_with_evidence_lead_the_reasons_before_model_verdicts(fleet: Fleet) -> None:
+    from guardian import subjects
+
+    guardian = fleet.configure(scorers={"classifier": 1.0, "content": 1.0})
+    subject = subjects.output_subject(
+        agent=subjects.AgentContext(slug="mailer"),
+        tool="docs.read",
+        arguments={"path": "/reviews"},
+        output={"reviews": [INJECTED]},
+        purpose="Summarise the reviews.",
+        call_id="c-1",
+    )
+    assert subject is not None
+    judgement = services.judge(guardian, subject)
+    assert {score.scorer for score in judgement.scores} == {"classifier", "content"}
+    assert judgement.reasons[0]["code"] == "injected_instruction"
+    assert judgement.reasons[-1]["scorer"] == "classifier"
