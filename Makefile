@@ -19,13 +19,22 @@ $(VENV)/.installed: requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
+# The dashboards' front-end libraries: installed from npm exactly as package-lock.json pins them,
+# then the two files the pages load are copied to static/vendor/ (served by Django, never a CDN).
+VENDOR := static/vendor
+$(VENDOR)/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
+	@touch $@
+
 $(VENV)/.dev-installed: requirements-dev.txt requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed  ## Create .venv and install the runtime requirements
+install: $(VENV)/.installed $(VENDOR)/.installed  ## Create .venv and install the runtime requirements
 
-install-dev: $(VENV)/.dev-installed  ## Install the development and test requirements too
+install-dev: $(VENV)/.dev-installed $(VENDOR)/.installed  ## Install the development and test requirements too
 
 run: install  ## Set up SQLite, the admin user and demo data; start the web server and a Celery worker
 	bin/warden-run
@@ -57,5 +66,5 @@ format: install-dev  ## Apply ruff's fixes and formatting
 migrate: install  ## Apply database migrations
 	$(PY) manage.py migrate
 
-clean:  ## Remove the local database, queues and collected static files (keeps .venv)
-	rm -rf var
+clean:  ## Remove the local database, queues and collected static files (keeps .venv and node_modules)
+	rm -rf var $(VENDOR)

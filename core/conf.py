@@ -68,6 +68,10 @@ DEFAULTS: dict[str, Any] = {
     "GUARDIAN_PRECHECK_BUDGET_MS": 50.0,
     # Two guardians whose values for the same subject differ by at least this send it to a human.
     "GUARDIAN_DISAGREEMENT_MARGIN": 0.5,
+    # Dashboards: how often Celery beat rebuilds the recent rollups (seconds) ...
+    "ROLLUP_SECONDS": 15.0,
+    # ... and how often open dashboard pages refresh themselves (seconds).
+    "DASHBOARD_REFRESH_SECONDS": 5,
 }
 
 

@@ -47,6 +47,7 @@ from registry.models import Agent, ChangeRecord
 logger = logging.getLogger(__name__)
 
 RELEASE_PERMISSION = "guardian.release_quarantine"
+QUARANTINE_PERMISSION = "guardian.add_quarantine"
 FOLD_BATCH = 500  # calls folded into a baseline per step
 MODEL_SCORERS = frozenset({"classifier", "slm"})  # verdicts of a model, rather than findings with evidence
 
@@ -510,6 +511,23 @@ def release(*, agent_id: Any, user: Any, reason: str, to: str = AgentStatus.ACTI
         assert closed is not None
         assert closed.released_at is not None
     return closed
+
+
+def can_quarantine(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_active and user.has_perm(QUARANTINE_PERMISSION))
+
+
+def quarantine_by_hand(*, agent_id: Any, user: Any, reason: str) -> Quarantine:
+    """A human trips the circuit breaker, saying why: the same containment as a guardian's quarantine."""
+    if not can_quarantine(user):
+        raise PermissionDenied("Only people allowed to quarantine agents (warden-admins) may quarantine one.")
+    agent = Agent.objects.filter(pk=agent_id).first()
+    if agent is None:
+        raise NotFound("No agent has this id.")
+    record = quarantine(agent_id=str(agent.pk), actor=Actor.from_user(user), reason=reason)
+    if record is None:
+        raise Conflict(f"{agent.slug} is {agent.status}: only an active or suspended agent can be quarantined.")
+    return record
 
 
 def agent_saved(sender: Any, instance: Agent, created: bool = False, **kwargs: Any) -> None:

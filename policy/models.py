@@ -208,6 +208,12 @@ class ToolCall(TimestampedModel):
         indexes = [
             models.Index(fields=["agent", "-created_at"], name="policy_call_agent_recent"),
             models.Index(fields=["agent", "result_reported_at"], name="policy_call_agent_results"),
+            # The dashboards' rollups read results by time; partial, so a decision's insert never touches it.
+            models.Index(
+                fields=["result_reported_at"],
+                condition=Q(result_reported_at__isnull=False),
+                name="policy_call_results_at",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,10 +2,18 @@
 
 from django.urls import path
 
+from telemetry import dashboards
 from telemetry.views import audit_trail
 
 app_name = "telemetry"
 
 urlpatterns = [
     path("audit/", audit_trail, name="audit-trail"),
+    path("fleet/", dashboards.overview, name="overview"),
+    path("fleet/feed/", dashboards.feed, name="feed"),
+    path("fleet/sprawl/", dashboards.sprawl_report, name="sprawl"),
+    path("fleet/agents/<slug:slug>/", dashboards.agent_page, name="agent"),
+    path("fleet/agents/<slug:slug>/quarantine", dashboards.agent_quarantine, name="agent-quarantine"),
+    path("fleet/agents/<slug:slug>/release", dashboards.agent_release, name="agent-release"),
+    path("fleet/calls/<uuid:call_id>/", dashboards.call_page, name="call"),
 ]

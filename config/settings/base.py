@@ -238,6 +238,8 @@ WARDEN = {
     "GUARDIAN_SLM_THRESHOLD": env.float("WARDEN_GUARDIAN_SLM_THRESHOLD", default=0.5),
     "GUARDIAN_PRECHECK_BUDGET_MS": env.float("WARDEN_GUARDIAN_PRECHECK_BUDGET_MS", default=50.0),
     "GUARDIAN_DISAGREEMENT_MARGIN": env.float("WARDEN_GUARDIAN_DISAGREEMENT_MARGIN", default=0.5),
+    "ROLLUP_SECONDS": env.float("WARDEN_ROLLUP_SECONDS", default=15.0),
+    "DASHBOARD_REFRESH_SECONDS": env.int("WARDEN_DASHBOARD_REFRESH_SECONDS", default=5),
 }
 
 # Periodic tasks (`celery beat`, or a worker started with -B as `make run` does).
@@ -250,6 +252,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Results reported while the broker was unreachable still get scored.
     "guardian-catch-up": {"task": "guardian.catch_up", "schedule": 60.0, "options": {"expires": 60}},
+    # The dashboards' per-minute and per-hour rollups.
+    "telemetry-rollup": {"task": "telemetry.rollup", "schedule": WARDEN["ROLLUP_SECONDS"], "options": {"expires": 60}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 
