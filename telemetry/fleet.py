@@ -351,6 +351,7 @@ class CallDetail:
     outcome: str
     arguments: str  # pretty JSON, sensitive values shown as markers
     output: str | None
+    usage: str | None  # compact JSON
     approvals: list[Approval]
     assessments: list[Assessment]
     quarantines: list[Quarantine]
@@ -365,6 +366,7 @@ def call_detail(call_id: Any) -> CallDetail:
         outcome=Outcome.ESCALATE if call.escalated else call.decision,
         arguments=_pretty(call.arguments),
         output=_pretty(call.output) if call.result_reported_at is not None else None,
+        usage=json.dumps(call.usage, sort_keys=True) if call.usage else None,
         approvals=list(
             Approval.objects.filter(tool_call=call).select_related("settled_by").prefetch_related("votes__approver")
         ),
