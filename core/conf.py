@@ -68,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "GUARDIAN_PRECHECK_BUDGET_MS": 50.0,
     # Two guardians whose values for the same subject differ by at least this send it to a human.
     "GUARDIAN_DISAGREEMENT_MARGIN": 0.5,
+    # Bearer token Prometheus must send to read /metrics; empty: only clients on this machine may read it.
+    "METRICS_TOKEN": "",
 }
 
 

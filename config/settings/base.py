@@ -238,6 +238,7 @@ WARDEN = {
     "GUARDIAN_SLM_THRESHOLD": env.float("WARDEN_GUARDIAN_SLM_THRESHOLD", default=0.5),
     "GUARDIAN_PRECHECK_BUDGET_MS": env.float("WARDEN_GUARDIAN_PRECHECK_BUDGET_MS", default=50.0),
     "GUARDIAN_DISAGREEMENT_MARGIN": env.float("WARDEN_GUARDIAN_DISAGREEMENT_MARGIN", default=0.5),
+    "METRICS_TOKEN": env.str("WARDEN_METRICS_TOKEN", default=""),
 }
 
 # Periodic tasks (`celery beat`, or a worker started with -B as `make run` does).
