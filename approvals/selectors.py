@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
-from approvals.choices import SETTLED_STATES, ApprovalState
+from approvals.choices import SETTLED_STATES, ApprovalKind, ApprovalState
 from approvals.models import Approval, Vote
 from policy.models import ToolCall
 
@@ -79,3 +79,14 @@ def approval_get(approval_id: Any) -> Approval | None:
 def pending_count() -> int:
     """How many approvals wait for a decision (one COUNT on the queue index)."""
     return Approval.objects.filter(state=ApprovalState.PENDING).count()
+
+
+def pending_count_by_kind() -> dict[str, int]:
+    """How many approvals wait for a decision, per kind, every kind present (one grouped COUNT)."""
+    rows = (
+        Approval.objects.filter(state=ApprovalState.PENDING)
+        .order_by()  # the model's ordering would otherwise join the GROUP BY
+        .values_list("kind")
+        .annotate(count=Count("id"))
+    )
+    return dict.fromkeys(ApprovalKind.values, 0) | dict(rows)

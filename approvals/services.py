@@ -20,7 +20,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 import audit.services as audit
-from approvals import hooks
+from approvals import hooks, metrics
 from approvals.choices import RISK_RANK, ApprovalKind, ApprovalState, Verdict
 from approvals.models import Approval, Vote
 from core.actors import Actor
@@ -312,7 +312,10 @@ def _settle(
     user: Any = None,
     comment: str = "",
 ) -> None:
-    """Move a locked, pending approval to its final state and settle its tool call, exactly once."""
+    """Move a locked, pending approval to its final state and settle its tool call, exactly once.
+
+    How long it waited is observed once the settlement commits (`approvals.metrics`).
+    """
     changed = Approval.objects.filter(pk=approval.pk, state=ApprovalState.PENDING).update(
         state=state, settled_at=now, settled_by=user, settled_by_label=actor.label, comment=comment
     )
@@ -322,6 +325,9 @@ def _settle(
         raise AlreadySettled("Settled concurrently.")
     approval.state, approval.settled_at, approval.settled_by = state, now, user
     approval.settled_by_label, approval.comment = actor.label, comment
+    # Clocks of different machines may disagree by a little: a wait is never negative.
+    waited, kind = max(0.0, (now - approval.created_at).total_seconds()), approval.kind
+    transaction.on_commit(lambda: metrics.record_settled(kind=kind, outcome=state, seconds=waited))
     if approval.is_review:
         _settle_review(approval, state, actor=actor, now=now, comment=comment)
         return

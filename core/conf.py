@@ -72,6 +72,8 @@ DEFAULTS: dict[str, Any] = {
     "ROLLUP_SECONDS": 15.0,
     # ... and how often open dashboard pages refresh themselves (seconds).
     "DASHBOARD_REFRESH_SECONDS": 5,
+    # Bearer token Prometheus must send to read /metrics; empty: only clients on this machine may read it.
+    "METRICS_TOKEN": "",
 }
 
 

@@ -1,4 +1,5 @@
-"""Reusable test helpers: the API error document and the change records every write leaves.
+"""Reusable test helpers: the API error document, the change records every write leaves, and the
+programs some tests run (skipped where missing, required in CI).
 
 Imported by every app's tests. Models of higher layers are looked up through the app
 registry, so `core` keeps importing nothing above it.
@@ -7,14 +8,28 @@ registry, so `core` keeps importing nothing above it.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from typing import Any
 
+import pytest
 from django.apps import apps
 from django.db import models
 
 from core.actors import Actor
 
 ERROR_KEYS = {"code", "message", "detail"}
+
+
+def require_command(name: str, *, package: str) -> str:
+    """The path of a program a test needs; skip without it, but fail in CI (CI=true), which installs it."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    reason = f"{name} is not installed (Debian package {package})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}; .ci/run installs it.")
+    pytest.skip(reason)
 
 
 def response_json(response: Any) -> Any:

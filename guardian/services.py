@@ -30,7 +30,7 @@ from core import revisions
 from core.actors import Actor
 from core.conf import warden_settings
 from core.errors import Conflict, InvalidInput, NotFound, WardenError
-from guardian import subjects
+from guardian import metrics, subjects
 from guardian.choices import ACTION_RANK, Action, Stage
 from guardian.ensemble import combine
 from guardian.models import AgentProfile, Assessment, Guardian, Quarantine, ScoreRecord
@@ -203,7 +203,10 @@ def guardian_actor(guardian: Guardian) -> Actor:
 
 
 def _store(judgement: Judgement, call: ToolCall, *, stage: str, now: dt.datetime) -> Assessment | None:
-    """Insert the assessment, its scores and its audit record; None if it was stored before (run twice)."""
+    """Insert the assessment, its scores and its audit record; None if it was stored before (run twice).
+
+    The scores are observed in `guardian.metrics` once this commits.
+    """
     guardian = judgement.guardian
     try:
         with transaction.atomic():
@@ -235,6 +238,7 @@ def _store(judgement: Judgement, call: ToolCall, *, stage: str, now: dt.datetime
         )
         for score in judgement.scores
     )
+    transaction.on_commit(lambda: metrics.record_scores(judgement.scores))
     audit.append(
         actor=guardian_actor(guardian),
         action="guardian.assessed",
@@ -460,6 +464,7 @@ def quarantine(
             started_at=now,
             started_by_label=actor.label,
         )
+        transaction.on_commit(metrics.record_quarantine)
         if agent.status != AgentStatus.QUARANTINED:
             # The registry records the status change; approvals' post_save cancels the pending work.
             registry_services.agent_transition(actor=actor, agent=agent, to=AgentStatus.QUARANTINED, reason=reason)

@@ -30,7 +30,7 @@ from audit.models import AuditRecord
 from core.actors import Actor
 from core.conf import warden_settings
 from core.errors import AuthenticationFailed, Conflict, InvalidInput
-from policy import counters, hooks, snapshots, tokens, waiting
+from policy import counters, hooks, metrics, snapshots, tokens, waiting
 from policy.engine import CallContext, ContractView, Decision, Outcome, Request, decide
 from policy.engine.reasons import SEVERITY, Reason
 from policy.engine.validation import CompiledSchema
@@ -172,6 +172,7 @@ def decide_call(
 ) -> ToolCall:
     """Decide one tool call and record it with its audit record; a repeated idempotency key returns the first decision.
 
+    The decision is counted in the metrics once it is stored (`policy.metrics`); a replay is not counted again.
     `audited=False` exists for benchmarks/audit.py alone, which measures what the audit record costs.
     """
     started = time.perf_counter() if started is None else started
@@ -250,6 +251,12 @@ def decide_call(
         if existing is None:
             raise
         return existing
+    metrics.record_decision(
+        decision=record.decision,
+        tool=metrics.tool_label(call.tool, state.snapshot),
+        codes=(reason.code for reason in decision.reasons),
+        seconds=time.perf_counter() - started,
+    )
     record.decision_token = token  # type: ignore[attr-defined]  # returned once, never stored
     record.prechecked = bool(recorders)  # type: ignore[attr-defined]  # the response describes the pre-check
     return record
@@ -540,7 +547,8 @@ def report_result(principal: AgentPrincipal, call_id: Any, body: Any) -> ToolCal
             )
         output = body.get("output")
         usage = body.get("usage") or {}
-        contract = snapshots.current().snapshot.contracts.get(call.tool, {}).get(call.contract_version or 0)
+        snapshot = snapshots.current().snapshot
+        contract = snapshot.contracts.get(call.tool, {}).get(call.contract_version or 0)
         secret = contract.sensitive_output if contract else ()
         drift = _drift(contract, output) if body["status"] == "succeeded" else []
         call.result_status = body["status"]
@@ -581,6 +589,8 @@ def report_result(principal: AgentPrincipal, call_id: Any, body: Any) -> ToolCal
             },
         )
         hooks.result_reported(call)  # guardians queue their scoring once this commits
+    if call.contract_drift:
+        metrics.record_drift(metrics.tool_label(call.tool, snapshot))
     return call
 
 

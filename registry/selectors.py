@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from registry.choices import AgentStatus
 from registry.models import Agent, ChangeRecord, Credential, Grant, Role, Tool
 
 
@@ -16,6 +17,12 @@ def agent_list() -> QuerySet[Agent]:
     return Agent.objects.select_related("owner", "role", "supervisor").annotate(
         grant_count=Count("grants", distinct=True)
     )
+
+
+def agent_count_by_status() -> dict[str, int]:
+    """How many agents are in each lifecycle status, every status present (one grouped COUNT)."""
+    rows = Agent.objects.order_by().values_list("status").annotate(count=Count("id"))
+    return dict.fromkeys(AgentStatus.values, 0) | dict(rows)
 
 
 def agent_get(agent_id: uuid.UUID | str) -> Agent:

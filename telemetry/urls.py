@@ -1,14 +1,15 @@
-"""Pages of the telemetry app (server-rendered, session login through the admin)."""
+"""Telemetry's URLs: the audit trail, the fleet dashboards (session login through the admin) and Prometheus's /metrics."""
 
 from django.urls import path
 
 from telemetry import dashboards
-from telemetry.views import audit_trail
+from telemetry.views import audit_trail, metrics
 
 app_name = "telemetry"
 
 urlpatterns = [
     path("audit/", audit_trail, name="audit-trail"),
+    path("metrics", metrics, name="metrics"),
     path("fleet/", dashboards.overview, name="overview"),
     path("fleet/feed/", dashboards.feed, name="feed"),
     path("fleet/sprawl/", dashboards.sprawl_report, name="sprawl"),

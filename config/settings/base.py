@@ -240,6 +240,7 @@ WARDEN = {
     "GUARDIAN_DISAGREEMENT_MARGIN": env.float("WARDEN_GUARDIAN_DISAGREEMENT_MARGIN", default=0.5),
     "ROLLUP_SECONDS": env.float("WARDEN_ROLLUP_SECONDS", default=15.0),
     "DASHBOARD_REFRESH_SECONDS": env.int("WARDEN_DASHBOARD_REFRESH_SECONDS", default=5),
+    "METRICS_TOKEN": env.str("WARDEN_METRICS_TOKEN", default=""),
 }
 
 # Periodic tasks (`celery beat`, or a worker started with -B as `make run` does).

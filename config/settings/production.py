@@ -39,8 +39,9 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-# Health probes come over plain HTTP from the load balancer.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Health probes come over plain HTTP from the load balancer, and Prometheus scrapes each instance
+# directly, past the TLS-terminating balancer (/metrics wants its bearer token all the same).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 # Approvers are told of new and soon-due approvals by e-mail.
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
