@@ -1,4 +1,4 @@
-"""Telemetry's URLs: the audit trail, the fleet dashboards (session login through the admin) and Prometheus's /metrics."""
+"""Telemetry's URLs: the audit trail and the fleet dashboards (admin session login), Prometheus's /metrics."""
 
 from django.urls import path
 

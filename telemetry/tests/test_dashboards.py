@@ -18,13 +18,12 @@ from guardian.models import Quarantine
 from policy import services as policy_services
 from policy.models import ToolCall
 from policy.tests.builders import VALID_PAYMENT
-from policy.tests.conftest import LivePolicy, live_policy  # noqa: F401  (fixture)
 from registry import services as registry_services
 from registry.choices import AgentStatus
 from registry.models import Agent, Credential
 from registry.tests.factories import AgentFactory, RoleFactory, ToolFactory
 from telemetry import rollups
-from telemetry.tests.test_rollups import ask, report, traffic  # noqa: F401  (fixture)
+from telemetry.tests.conftest import ask, report
 
 pytestmark = pytest.mark.django_db
 
@@ -39,13 +38,13 @@ def page_of(client, url: str, **headers) -> str:
 
 
 @pytest.fixture
-def watched(traffic, viewer, client):  # noqa: F811
+def watched(traffic, viewer, client):
     client.force_login(viewer)
     return traffic
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_pages_need_a_login_and_the_view_permission(url, live_policy, client, groupless_user, non_staff_user):  # noqa: F811
+def test_pages_need_a_login_and_the_view_permission(url, live_policy, client, groupless_user, non_staff_user):
     response = client.get(url)
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
@@ -56,7 +55,7 @@ def test_pages_need_a_login_and_the_view_permission(url, live_policy, client, gr
 
 
 @pytest.mark.parametrize("user", ["viewer", "auditor", "approver", "warden_admin"])
-def test_every_watcher_sees_every_page(user, request, traffic, client):  # noqa: F811
+def test_every_watcher_sees_every_page(user, request, traffic, client):
     client.force_login(request.getfixturevalue(user))
     for url in PAGES:
         page_of(client, url)
@@ -198,7 +197,7 @@ def test_viewers_cannot_quarantine_or_release(watched, client):
     assert Agent.objects.get(slug="payer").status == AgentStatus.ACTIVE
 
 
-def test_an_admin_quarantines_and_releases_with_a_reason(traffic, client, warden_admin):  # noqa: F811
+def test_an_admin_quarantines_and_releases_with_a_reason(traffic, client, warden_admin):
     client.force_login(warden_admin)
     html = page_of(client, "/fleet/agents/payer/")
     assert 'id="quarantine-form"' in html
@@ -221,7 +220,7 @@ def test_an_admin_quarantines_and_releases_with_a_reason(traffic, client, warden
     assert quarantine.release_reason == "Checked with the owner."
 
 
-def test_sprawl_report_finds_each_kind(live_policy, client, viewer, actor):  # noqa: F811
+def test_sprawl_report_finds_each_kind(live_policy, client, viewer, actor):
     client.force_login(viewer)
     old = timezone.now() - dt.timedelta(days=90)
     idle = AgentFactory(slug="idle-one", status=AgentStatus.ACTIVE)
@@ -261,7 +260,7 @@ def test_sprawl_report_finds_each_kind(live_policy, client, viewer, actor):  # n
         "CALL",
     ],
 )
-def test_query_counts_do_not_grow_with_the_fleet(url, traffic, client, viewer):  # noqa: F811
+def test_query_counts_do_not_grow_with_the_fleet(url, traffic, client, viewer):
     client.force_login(viewer)
 
     def queries() -> int:

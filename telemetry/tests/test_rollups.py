@@ -10,54 +10,14 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from policy import services as policy_services
 from policy.models import ToolCall
 from policy.tests.builders import VALID_PAYMENT
-from policy.tests.conftest import LivePolicy, live_policy  # noqa: F401  (fixture)
 from telemetry import fleet, rollups
 from telemetry.models import HOUR, LATENCY_BUCKETS_US, MINUTE, AgentToolUse, ReasonRollup, Rollup, RollupState
 from telemetry.rollups import Stats
+from telemetry.tests.conftest import ask
 
 pytestmark = pytest.mark.django_db
-
-DECIDE = "/api/v1/tool-calls"
-
-
-def ask(live: LivePolicy, arguments: dict | None = None, **extra) -> dict:
-    response = live.client().post(
-        DECIDE, {"tool": "payments.transfer", "arguments": arguments or VALID_PAYMENT, **extra}, format="json"
-    )
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def report(live: LivePolicy, call_id: str, output: dict, *, cost: float | None = None, status: str = "succeeded"):
-    usage = {"cost": cost} if cost is not None else {}
-    response = live.client().post(
-        f"{DECIDE}/{call_id}/result", {"status": status, "output": output, "usage": usage}, format="json"
-    )
-    assert response.status_code == 200, response.content
-
-
-@pytest.fixture
-def traffic(live_policy: LivePolicy) -> LivePolicy:  # noqa: F811
-    """Three allows (one result with a cost, one drifting), two denies (schema, limit), one escalation."""
-    allowed = [ask(live_policy, {**VALID_PAYMENT, "amount": 100 + index}) for index in range(3)]
-    report(live_policy, allowed[0]["id"], {"transfer_id": "t1", "status": "booked"}, cost=0.25)
-    report(live_policy, allowed[1]["id"], {"unexpected": True})
-    ask(live_policy, {**VALID_PAYMENT, "amount": "all of it"})
-    ask(live_policy, {**VALID_PAYMENT, "amount": 6000})
-    policy_services.rule_create(
-        actor=live_policy.actor,
-        name="Large payments need a human",
-        expression="args.amount > 2000",
-        effect="escalate",
-        scope="tool",
-        scope_tool="payments.transfer",
-        message="Over 2,000 needs approval.",
-    )
-    ask(live_policy, {**VALID_PAYMENT, "amount": 2500})
-    return live_policy
 
 
 def test_a_pass_rolls_up_decisions_results_reasons_and_latency(traffic):
