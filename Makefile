@@ -20,12 +20,13 @@ $(VENV)/.installed: requirements.txt | $(PY)
 	@touch $@
 
 # The dashboards' front-end libraries: installed from npm exactly as package-lock.json pins them,
-# then the two files the pages load are copied to static/vendor/ (served by Django, never a CDN).
+# then the two files the pages load (and Chart.js's source map) are copied to static/vendor/ (served by Django, never a CDN).
 VENDOR := static/vendor
 $(VENDOR)/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
-	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js \
+	  node_modules/chart.js/dist/chart.umd.min.js.map $(VENDOR)/
 	@touch $@
 
 $(VENV)/.dev-installed: requirements-dev.txt requirements.txt | $(PY)

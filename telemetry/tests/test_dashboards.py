@@ -8,6 +8,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -278,3 +279,16 @@ def test_query_counts_do_not_grow_with_the_fleet(url, traffic, client, viewer):
     rollups.roll_up()
     assert queries() == before
     assert before <= 25, f"{url}: {before} queries"
+
+
+def test_the_vendored_libraries_collect_under_the_production_storage(settings, tmp_path):
+    """`make run` and production collect static files with WhiteNoise's manifest storage, which
+    follows every reference inside a file (a missing source map fails the whole collection)."""
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    call_command("collectstatic", "--noinput", verbosity=0)
+    assert (tmp_path / "vendor" / "htmx.min.js").exists()
+    assert (tmp_path / "vendor" / "chart.umd.min.js").exists()
