@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt | $(PY)
 # The dashboards' front-end libraries: installed from npm exactly as package-lock.json pins them,
 # then the two files the pages load (and Chart.js's source map) are copied to static/vendor/ (served by Django, never a CDN).
 VENDOR := static/vendor
-$(VENDOR)/.installed: package.json package-lock.json
+$(VENDOR)/.installed: package.json package-lock.json Makefile
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
 	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js \
