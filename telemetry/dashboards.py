@@ -149,7 +149,11 @@ def agent_page(request: HttpRequest, slug: str) -> HttpResponse:
     if _live(request):
         return _page(request, "", context, fragment="telemetry/fleet/_agent_live.html")
     context |= {
-        "authority": registry_selectors.agent_authority(agent),
+        "authority": [
+            (effective, json.dumps(effective.grant.constraints, sort_keys=True))
+            for effective in registry_selectors.agent_authority(agent)
+        ],
+        "scope_json": json.dumps(agent.scope, sort_keys=True),
         "supervised": list(Agent.objects.filter(supervisor=agent).only("slug", "name", "status")),
         "history": list(registry_selectors.agent_history(agent).select_related()[:15]),
         "quarantines": list(Quarantine.objects.filter(agent=agent).order_by("-started_at")[:5]),

@@ -189,6 +189,7 @@ def test_agent_page_profile_authority_timeline_and_history(watched, client):
     assert 'id="quarantine-form"' not in html  # viewers change nothing
     fragment = page_of(client, "/fleet/agents/payer/", **HTMX)
     assert fragment.lstrip().startswith('<div id="agent-live"')
+    assert 'id="agent-tables" class="wd-grid" hx-swap-oob="true"' in fragment
     assert client.get("/fleet/agents/nobody/").status_code == 404
 
 
