@@ -68,6 +68,9 @@ DEFAULTS: dict[str, Any] = {
     "GUARDIAN_PRECHECK_BUDGET_MS": 50.0,
     # Two guardians whose values for the same subject differ by at least this send it to a human.
     "GUARDIAN_DISAGREEMENT_MARGIN": 0.5,
+    # Tracing (OTEL_* variables): put a decision's arguments on its span, sensitive fields left out. Off:
+    # arguments are data the agent handles, and a trace backend is rarely governed like the audit trail.
+    "TRACE_ARGUMENTS": False,
 }
 
 

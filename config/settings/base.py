@@ -238,6 +238,7 @@ WARDEN = {
     "GUARDIAN_SLM_THRESHOLD": env.float("WARDEN_GUARDIAN_SLM_THRESHOLD", default=0.5),
     "GUARDIAN_PRECHECK_BUDGET_MS": env.float("WARDEN_GUARDIAN_PRECHECK_BUDGET_MS", default=50.0),
     "GUARDIAN_DISAGREEMENT_MARGIN": env.float("WARDEN_GUARDIAN_DISAGREEMENT_MARGIN", default=0.5),
+    "TRACE_ARGUMENTS": env.bool("WARDEN_TRACE_ARGUMENTS", default=False),
 }
 
 # Periodic tasks (`celery beat`, or a worker started with -B as `make run` does).
