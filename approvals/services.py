@@ -23,6 +23,7 @@ import audit.services as audit
 from approvals import hooks, metrics
 from approvals.choices import RISK_RANK, ApprovalKind, ApprovalState, Verdict
 from approvals.models import Approval, Vote
+from core import tracing
 from core.actors import Actor
 from core.conf import warden_settings
 from core.errors import Conflict, InvalidInput, NotFound, WardenError
@@ -96,6 +97,7 @@ def open_approval(call: ToolCall, decision: Decision) -> None:
     )
     call._approval = approval  # type: ignore[attr-defined]  # the response describes it without a query
     approval_id = str(approval.pk)
+    tracing.annotate({tracing.APPROVAL_ID: approval_id})  # on the decision's span, which this hook runs in
     transaction.on_commit(lambda: _send_later("notify_arrival", approval_id))
 
 

@@ -122,6 +122,22 @@ def redact(document: Any) -> Any:
     return document
 
 
+def omit(document: Any) -> Any:
+    """A copy of a masked document with its masked values left out, digests included; None if it is all masked.
+
+    For places that must not carry a sensitive value in any form, not even a salted digest
+    (trace attributes): masked members of objects are dropped, masked array items become null
+    so the positions of the others still mean what they meant.
+    """
+    if is_masked(document):
+        return None
+    if isinstance(document, dict):
+        return {key: omit(value) for key, value in document.items() if not is_masked(value)}
+    if isinstance(document, list):
+        return [omit(item) for item in document]
+    return document
+
+
 def covers(pointer: str, paths: Iterable[Path]) -> bool:
     """Whether the JSON Pointer lies at or under a sensitive path."""
     parts = [raw.replace("~1", "/").replace("~0", "~") for raw in pointer.split("/")[1:]]

@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     "DASHBOARD_REFRESH_SECONDS": 5,
     # Bearer token Prometheus must send to read /metrics; empty: only clients on this machine may read it.
     "METRICS_TOKEN": "",
+    # Tracing (OTEL_* variables): put a decision's arguments on its span, sensitive fields left out. Off:
+    # arguments are data the agent handles, and a trace backend is rarely governed like the audit trail.
+    "TRACE_ARGUMENTS": False,
 }
 
 

@@ -21,12 +21,14 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from opentelemetry.util.types import AttributeValue
 
 import audit.services as audit
 from approvals import services as approvals
 from approvals.choices import ApprovalState
 from approvals.models import Approval
-from core import revisions
+from audit import sensitive
+from core import revisions, tracing
 from core.actors import Actor
 from core.conf import warden_settings
 from core.errors import Conflict, InvalidInput, NotFound, WardenError
@@ -34,7 +36,7 @@ from guardian import metrics, subjects
 from guardian.choices import ACTION_RANK, Action, Stage
 from guardian.ensemble import combine
 from guardian.models import AgentProfile, Assessment, Guardian, Quarantine, ScoreRecord
-from guardian.scorers import History, Score, Subject, registry
+from guardian.scorers import History, Score, ScoreReason, Subject, registry
 from guardian.scorers import behaviour as behaviour_scorer
 from guardian.scorers.base import ScorerUnavailable
 from policy import snapshots
@@ -239,6 +241,8 @@ def _store(judgement: Judgement, call: ToolCall, *, stage: str, now: dt.datetime
         for score in judgement.scores
     )
     transaction.on_commit(lambda: metrics.record_scores(judgement.scores))
+    if tracing.is_recording():
+        _trace_scores(judgement, assessment, call)
     audit.append(
         actor=guardian_actor(guardian),
         action="guardian.assessed",
@@ -268,6 +272,42 @@ def _store(judgement: Judgement, call: ToolCall, *, stage: str, now: dt.datetime
         },
     )
     return assessment
+
+
+def _trace_scores(judgement: Judgement, assessment: Assessment, call: ToolCall) -> None:
+    """Each stored score as a `gen_ai.evaluation.result` event on the span in progress.
+
+    That span is the decision's for a pre-check and the Celery task's for a result, both in the
+    agent's trace. A finding located in an argument the contract marks sensitive is explained
+    by its code alone: a pre-check judges the arguments before they are masked.
+    """
+    contract = snapshots.current().snapshot.contracts.get(call.tool, {}).get(call.contract_version or 0)
+    secret = contract.sensitive_input if contract is not None else ()
+    attributes: dict[str, AttributeValue] = {
+        tracing.TOOL_CALL_ID: str(call.pk),
+        tracing.GUARDIAN: judgement.guardian.agent.slug,
+        tracing.GUARDIAN_STAGE: assessment.stage,
+        tracing.GUARDIAN_SUBJECT: assessment.subject,
+        tracing.ASSESSMENT_ID: assessment.pk,
+        tracing.ASSESSMENT_VALUE: round(judgement.value, 6),
+        tracing.ASSESSMENT_ACTION: str(assessment.action),
+    }
+    for score in judgement.scores:
+        tracing.record_evaluation(
+            name=score.scorer,
+            value=score.value,
+            label=str(score.label),
+            explanation=" ".join(_explained(reason, secret) for reason in score.reasons),
+            attributes=attributes,
+        )
+
+
+def _explained(reason: ScoreReason, secret: tuple[sensitive.Path, ...]) -> str:
+    """A finding's message, or only its code where it points into a sensitive argument."""
+    in_arguments = reason.where == "/arguments" or reason.where.startswith("/arguments/")
+    if in_arguments and secret and sensitive.covers(reason.where.removeprefix("/arguments"), secret):
+        return f"{reason.code} (in a sensitive argument)."
+    return reason.message
 
 
 def _json_safe(detail: Any) -> dict[str, Any]:

@@ -23,16 +23,18 @@ import rfc8785
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from opentelemetry.util.types import AttributeValue
 
 import audit.services as audit
 from audit import sensitive
 from audit.models import AuditRecord
+from core import tracing
 from core.actors import Actor
 from core.conf import warden_settings
 from core.errors import AuthenticationFailed, Conflict, InvalidInput
 from policy import counters, hooks, metrics, snapshots, tokens, waiting
 from policy.engine import CallContext, ContractView, Decision, Outcome, Request, decide
-from policy.engine.reasons import SEVERITY, Reason
+from policy.engine.reasons import SEVERITY, Code, Reason
 from policy.engine.validation import CompiledSchema
 from policy.models import ToolCall
 from policy.snapshots import KeyView, PolicyState
@@ -41,6 +43,7 @@ from registry.keys import key_matches, parse_prefix
 from registry.models import Credential
 
 _last_used_written: dict[str, float] = {}
+TRACER_SCOPE = "warden.policy"  # the instrumentation scope of decision spans
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 128}
 TOOL_CALL_REQUEST_SCHEMA: dict[str, Any] = {
@@ -172,8 +175,31 @@ def decide_call(
 ) -> ToolCall:
     """Decide one tool call and record it with its audit record; a repeated idempotency key returns the first decision.
 
-    The decision is counted in the metrics once it is stored (`policy.metrics`); a replay is not counted again.
-    `audited=False` exists for benchmarks/audit.py alone, which measures what the audit record costs.
+    Each decision is an `execute_tool {tool}` span (GenAI semantic conventions) under the span
+    of the request, which carries the agent's `traceparent`: Warden's decision joins the
+    agent's own trace. `audited=False` exists for benchmarks/audit.py alone, which measures
+    what the audit record costs.
+    """
+    with tracing.start_span(
+        TRACER_SCOPE,
+        f"{tracing.EXECUTE_TOOL} {call.tool}",
+        {tracing.OPERATION_NAME: tracing.EXECUTE_TOOL, tracing.TOOL_NAME: call.tool},
+    ) as span:
+        record, replayed = _decide_and_record(principal, call, started=started, audited=audited)
+        if span.is_recording():
+            span.set_attributes(_span_attributes(principal, record, replayed=replayed))
+            if any(reason.get("code") == Code.INTERNAL_ERROR for reason in record.reasons):
+                tracing.mark_error(span, str(Code.INTERNAL_ERROR), "The policy engine failed; the call was denied.")
+        return record
+
+
+def _decide_and_record(
+    principal: AgentPrincipal, call: CallRequest, *, started: float | None, audited: bool
+) -> tuple[ToolCall, bool]:
+    """Decide and record one call: the record, and whether it replays an earlier decision (same idempotency key).
+
+    Replays are reported so the span can say so; the record alone does not tell. The decision is
+    counted in the metrics once it is stored (`policy.metrics`); a replay is not counted again.
     """
     started = time.perf_counter() if started is None else started
     try:
@@ -187,7 +213,7 @@ def decide_call(
     if call.idempotency_key is not None:
         existing = _replay(principal, call, digest)
         if existing is not None:
-            return existing
+            return existing, True
     state = snapshots.current()
     now = timezone.now()
     decision = _decide(state, principal, call, digest, now)
@@ -250,7 +276,7 @@ def decide_call(
         existing = _replay(principal, call, digest)
         if existing is None:
             raise
-        return existing
+        return existing, True
     metrics.record_decision(
         decision=record.decision,
         tool=metrics.tool_label(call.tool, state.snapshot),
@@ -259,7 +285,36 @@ def decide_call(
     )
     record.decision_token = token  # type: ignore[attr-defined]  # returned once, never stored
     record.prechecked = bool(recorders)  # type: ignore[attr-defined]  # the response describes the pre-check
-    return record
+    return record, False
+
+
+def _span_attributes(principal: AgentPrincipal, record: ToolCall, *, replayed: bool) -> dict[str, AttributeValue]:
+    """What the decision span says: who asked, what was decided and why, under which policy.
+
+    Arguments only with WARDEN_TRACE_ARGUMENTS, and then as stored with the sensitive fields
+    left out entirely (not even their digests). An escalation's approval id is added by the
+    approval queue's hook, which runs inside this span.
+    """
+    attributes: dict[str, AttributeValue] = {
+        tracing.TOOL_CALL_ID: str(record.pk),
+        tracing.AGENT_ID: principal.agent_id,
+        tracing.DECISION: record.decision,
+        tracing.REASON_CODES: [str(reason.get("code", "")) for reason in record.reasons],
+        tracing.POLICY_VERSION: record.policy_version,
+    }
+    agent = snapshots.current().snapshot.agents.get(principal.agent_id)
+    if agent is not None:
+        attributes[tracing.AGENT_NAME] = agent.name
+        attributes[tracing.AGENT_SLUG] = agent.slug
+    if record.contract_version is not None:
+        attributes[tracing.CONTRACT_VERSION] = record.contract_version
+    if replayed:
+        attributes[tracing.IDEMPOTENT_REPLAY] = True
+    if warden_settings.TRACE_ARGUMENTS:
+        shown = sensitive.omit(record.arguments)
+        if shown is not None:
+            attributes[tracing.TOOL_CALL_ARGUMENTS] = json.dumps(shown, separators=(",", ":"), ensure_ascii=False)
+    return attributes
 
 
 def _pre_check(

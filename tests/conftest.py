@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ from registry.models import Agent, Credential, Grant, Role, Tool
 
 E2E_PASSWORD = "e2e-correct-horse-battery"
 ARTIFACTS_DIR = Path(settings.BASE_DIR) / "var" / "artifacts"
+ROOT = Path(settings.BASE_DIR)
 
 
 @dataclass
@@ -156,3 +160,43 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_broker() -> Iterator[str]:
+    """The Redis broker worker tests use (CELERY_BROKER_URL, or database 15), emptied before and after.
+
+    Skipped where no Redis answers, except in CI, which starts one.
+    """
+    import redis
+
+    configured = os.environ.get("CELERY_BROKER_URL", "")
+    url = configured if configured.startswith("redis") else "redis://127.0.0.1:6379/15"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis is not reachable at {url}: {error}")
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+def start_worker(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """`celery -A config worker` with `env`, its output in `log`; returns once it says it is ready."""
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", *extra],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: killing it kills its pool children too
+        )
+    ready = time.monotonic() + 60
+    while " ready." not in log.read_text() and time.monotonic() < ready and worker.poll() is None:
+        time.sleep(0.2)
+    assert " ready." in log.read_text(), log.read_text()[-3000:]
+    return worker

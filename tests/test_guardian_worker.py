@@ -14,11 +14,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import start_worker
 
 pytestmark = pytest.mark.worker
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,29 +87,6 @@ INJECTED = (
 )
 
 
-def _redis_url() -> str:
-    configured = os.environ.get("CELERY_BROKER_URL", "")
-    return configured if configured.startswith("redis") else "redis://127.0.0.1:6379/15"
-
-
-@pytest.fixture
-def redis_broker() -> Iterator[str]:
-    """The Redis broker the workers use, emptied before and after (the tests need acks-late redelivery)."""
-    import redis
-
-    url = _redis_url()
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis is not reachable at {url}: {error}")
-    client.flushdb()
-    yield url
-    client.flushdb()
-
-
 def _python(code: str, *args: str, run: dict[str, Any]) -> Any:
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, **run).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -126,23 +104,6 @@ def _environment(tmp_path: Path, database_url: str, broker: str, **extra: str) -
         "WARDEN_AUDIT_SEAL_SECONDS": "60",
         **extra,
     }
-
-
-def _start_worker(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    with log.open("w") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", *extra],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: killing it kills its pool children too
-        )
-    ready = time.monotonic() + 60
-    while " ready." not in log.read_text() and time.monotonic() < ready and worker.poll() is None:
-        time.sleep(0.2)
-    assert " ready." in log.read_text(), log.read_text()[-3000:]
-    return worker
 
 
 def _wait_for(predicate: Any, state: Any, seconds: float) -> Any:
@@ -166,7 +127,7 @@ def test_a_worker_scores_a_reported_result_with_the_slm_and_quarantines(
     seeded = _python(SEED, json.dumps({"content": 1.0, "slm": 0.5}), run=run)
     log = tmp_path / "worker.log"
     # A prefork pool: the model is loaded in the pool process and released when it shuts down.
-    worker = _start_worker(env, log, "--pool=prefork", "--concurrency=1")
+    worker = start_worker(env, log, "--pool=prefork", "--concurrency=1")
     try:
         reported = _python(REPORT, seeded["key"], INJECTED, run=run)
         assert reported["decision"] == "allow"
@@ -205,7 +166,7 @@ def test_a_worker_killed_mid_task_loses_nothing_and_the_score_is_produced_once(
     seeded = _python(SEED, json.dumps({"content": 1.0}), run=run)
 
     first_log = tmp_path / "first.log"
-    first = _start_worker(env, first_log, "--pool=solo", "--include=tests.guardian_slow_hook")
+    first = start_worker(env, first_log, "--pool=solo", "--include=tests.guardian_slow_hook")
     try:
         reported = _python(REPORT, seeded["key"], INJECTED, run=run)
         deadline = time.monotonic() + 60
@@ -218,7 +179,7 @@ def test_a_worker_killed_mid_task_loses_nothing_and_the_score_is_produced_once(
     assert _python(STATE, reported["call"], run=run)["assessments"] == []
 
     second_log = tmp_path / "second.log"
-    second = _start_worker(env, second_log, "--pool=solo")
+    second = start_worker(env, second_log, "--pool=solo")
     try:
         observed = _wait_for(
             lambda seen: len(seen["assessments"]) == 2 and seen["quarantines"] == 1,

@@ -94,3 +94,15 @@ def test_display_and_error_messages_never_quote_a_sensitive_value():
     assert sensitive.covers("/beneficiary/iban", paths)
     assert not sensitive.covers("/beneficiary/name", paths)
     assert not sensitive.covers("", paths)
+
+
+def test_omitting_leaves_no_trace_of_a_sensitive_value_not_even_its_digest():
+    masked = sensitive.mask(ARGS, sensitive.sensitive_paths(SCHEMA))
+    assert sensitive.omit(masked) == {
+        "amount": 12,
+        "beneficiary": {"name": "Ada"},
+        "cards": [{}, {"x": 1}],
+        "pair": ["open", None],  # array items keep their positions
+    }
+    assert sensitive.omit(sensitive.mask_value(ARGS)) is None
+    assert sensitive.omit(ARGS) == ARGS

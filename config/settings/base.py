@@ -241,6 +241,7 @@ WARDEN = {
     "ROLLUP_SECONDS": env.float("WARDEN_ROLLUP_SECONDS", default=15.0),
     "DASHBOARD_REFRESH_SECONDS": env.int("WARDEN_DASHBOARD_REFRESH_SECONDS", default=5),
     "METRICS_TOKEN": env.str("WARDEN_METRICS_TOKEN", default=""),
+    "TRACE_ARGUMENTS": env.bool("WARDEN_TRACE_ARGUMENTS", default=False),
 }
 
 # Periodic tasks (`celery beat`, or a worker started with -B as `make run` does).
