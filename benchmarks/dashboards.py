@@ -141,40 +141,11 @@ def setup_django(db: Backend) -> None:
     django.setup()
 
 
-def collect_static(db: Backend, notes: list[str]) -> None:
-    """collectstatic into the run's STATIC_ROOT: the manifest the templates' {% static %} reads, as in `make run`.
-
-    chart.umd.min.js ends with `//# sourceMappingURL=chart.umd.min.js.map`, which the Makefile does
-    not copy to static/vendor/, and the manifest storage refuses a missing reference; when
-    collectstatic fails for that, the map (from node_modules/, or an empty one) is supplied from a
-    directory of the run's own and collectstatic runs again.
-    """
+def collect_static() -> None:
+    """collectstatic into the run's STATIC_ROOT: the manifest the templates' {% static %} reads, as in `make run`."""
     from django.core.management import call_command
-    from django.test import override_settings
 
-    try:
-        call_command("collectstatic", interactive=False, verbosity=0, stdout=io.StringIO(), stderr=io.StringIO())
-        return
-    except Exception as error:
-        if ".map" not in str(error):
-            raise
-        first_line = str(error).splitlines()[0]
-    extra = db.var_dir / "static-extra"
-    (extra / "vendor").mkdir(parents=True)
-    source = ROOT / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js.map"
-    target = extra / "vendor" / "chart.umd.min.js.map"
-    if source.exists():
-        shutil.copyfile(source, target)
-    else:
-        target.write_text('{"version": 3, "sources": [], "mappings": ""}')
-    from django.conf import settings
-
-    with override_settings(STATICFILES_DIRS=[*settings.STATICFILES_DIRS, extra]):
-        call_command("collectstatic", interactive=False, verbosity=0)
-    notes.append(
-        f"collectstatic fails as the repository stands ({first_line}); the benchmark supplied "
-        "vendor/chart.umd.min.js.map itself (bin/warden-run runs collectstatic, so `make run` fails the same way)"
-    )
+    call_command("collectstatic", interactive=False, verbosity=0, stdout=io.StringIO())
 
 
 def sql(statement: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -550,7 +521,7 @@ def run(calls: int, runs: int, results: dict[str, Any], notes: list[str]) -> Non
 
         started = time.perf_counter()
         call_command("migrate", interactive=False, verbosity=0)
-        collect_static(db, notes)
+        collect_static()
         data = build_fleet()
         create_pairs(data)
         print(

@@ -33,8 +33,8 @@ from core.tracing import is_tracing
 DEFAULT_SERVICE_NAME = "warden"
 EXPORTERS = ("otlp", "console", "none")
 OTLP_PROTOCOL = "http/protobuf"  # the exporter Warden ships; gRPC would need another package
-# Health probes and static files would be most of the spans and tell nothing.
-DEFAULT_EXCLUDED_URLS = "/healthz$,/readyz$,/static/"
+# Health probes, scrapes and static files would be most of the spans and tell nothing.
+DEFAULT_EXCLUDED_URLS = "/healthz$,/readyz$,/metrics$,/static/"
 
 _configured = False  # per process: a prefork child inherits False, its parent never configures
 
