@@ -148,6 +148,7 @@ def agent_page(request: HttpRequest, slug: str) -> HttpResponse:
     }
     if _live(request):
         return _page(request, "", context, fragment="telemetry/fleet/_agent_live.html")
+    credentials = list(registry_selectors.credential_list(agent).order_by("-created_at")[:5])
     context |= {
         "authority": [
             (effective, json.dumps(effective.grant.constraints, sort_keys=True))
@@ -157,7 +158,12 @@ def agent_page(request: HttpRequest, slug: str) -> HttpResponse:
         "supervised": list(Agent.objects.filter(supervisor=agent).only("slug", "name", "status")),
         "history": list(registry_selectors.agent_history(agent).select_related()[:15]),
         "quarantines": list(Quarantine.objects.filter(agent=agent).order_by("-started_at")[:5]),
-        "credentials": list(registry_selectors.credential_list(agent).order_by("-created_at")[:5]),
+        "credentials": credentials,
+        # The registry's own mark, or the latest use of one of its keys, whichever is later.
+        "last_seen": max(
+            (moment for moment in (agent.last_seen_at, *(key.last_used_at for key in credentials)) if moment),
+            default=None,
+        ),
         "can_quarantine": guardian_services.can_quarantine(request.user)
         and agent.status in (AgentStatus.ACTIVE, AgentStatus.SUSPENDED),
         "can_release": guardian_services.can_release(request.user) and agent.status == AgentStatus.QUARANTINED,
