@@ -54,6 +54,10 @@ bench-audit: install  ## What the audit trail costs a decision: with and without
 bench-guardian: install  ## The guardian's scorers on shared/eval: detection, false positives, latency (BENCH_ARGS="--split validation")
 	$(PY) benchmarks/guardian.py $(BENCH_ARGS)
 
+.PHONY: bench-dashboards
+bench-dashboards: install  ## The dashboards over 1,000,000 tool calls on PostgreSQL: server time per page (BENCH_ARGS="--quick")
+	$(PY) benchmarks/dashboards.py $(BENCH_ARGS)
+
 lint: install-dev  ## ruff, formatting, mypy and the import-layer contract
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

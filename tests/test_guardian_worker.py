@@ -48,7 +48,7 @@ services.agent_transition(actor=actor, agent=watcher, to="active")
 guardian = Guardian.objects.create(agent=watcher, scorers=json.loads(__import__("sys").argv[1]),
                                    flag_threshold=0.5, escalate_threshold=0.7, quarantine_threshold=0.9)
 guardian_services.record_configuration(guardian, actor=actor, created=True)
-print(json.dumps({"key": key}))
+print(json.dumps({"key": key, "agent": str(agent.pk)}))
 """
 
 REPORT = """
