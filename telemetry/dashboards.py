@@ -10,8 +10,10 @@ sees everything; the only change made here, quarantine and release, needs its ow
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -179,20 +181,12 @@ def agent_quarantine(request: HttpRequest, slug: str) -> HttpResponse:
     _watcher(request)
     if not guardian_services.can_quarantine(request.user):
         raise PermissionDenied("Only people allowed to quarantine agents (warden-admins) may quarantine one.")
-    agent = get_object_or_404(Agent, slug=slug)
-    form = QuarantineForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Say why the agent is quarantined.")
-        return _back_to(agent)
-    try:
-        guardian_services.quarantine_by_hand(agent_id=agent.pk, user=request.user, reason=form.cleaned_data["reason"])
-    except guardian_services.PermissionDenied as error:
-        raise PermissionDenied(error.message) from None
-    except WardenError as error:
-        messages.error(request, error.message)
-        return _back_to(agent)
-    messages.success(request, f"{agent.slug} is quarantined; calls on its behalf and by agents it supervises escalate.")
-    return _back_to(agent)
+
+    def trip(agent: Agent, data: dict[str, Any]) -> str:
+        guardian_services.quarantine_by_hand(agent_id=agent.pk, user=request.user, reason=data["reason"])
+        return f"{agent.slug} is quarantined; calls on its behalf and by agents it supervises escalate."
+
+    return _breaker(request, slug, QuarantineForm, trip, invalid="Say why the agent is quarantined.")
 
 
 @login_required
@@ -201,24 +195,37 @@ def agent_release(request: HttpRequest, slug: str) -> HttpResponse:
     _watcher(request)
     if not guardian_services.can_release(request.user):
         raise PermissionDenied("Only people allowed to release quarantines (warden-admins) may release an agent.")
+
+    def release(agent: Agent, data: dict[str, Any]) -> str:
+        to = data["to"] or AgentStatus.ACTIVE
+        guardian_services.release(agent_id=agent.pk, user=request.user, reason=data["reason"], to=to)
+        return f"{agent.slug} is released ({to})."
+
+    return _breaker(request, slug, ReleaseForm, release, invalid="Say why the agent may act again.")
+
+
+def _breaker(
+    request: HttpRequest,
+    slug: str,
+    form_class: type[forms.Form],
+    act: Callable[[Agent, dict[str, Any]], str],
+    *,
+    invalid: str,
+) -> HttpResponse:
+    """Operate the circuit breaker from the agent page: a valid form, the service's answer as a message, back."""
     agent = get_object_or_404(Agent, slug=slug)
-    form = ReleaseForm(request.POST)
+    form = form_class(request.POST)
     if not form.is_valid():
-        messages.error(request, "Say why the agent may act again.")
+        messages.error(request, invalid)
         return _back_to(agent)
     try:
-        guardian_services.release(
-            agent_id=agent.pk,
-            user=request.user,
-            reason=form.cleaned_data["reason"],
-            to=form.cleaned_data["to"] or "active",
-        )
+        done = act(agent, form.cleaned_data)
     except guardian_services.PermissionDenied as error:
         raise PermissionDenied(error.message) from None
     except WardenError as error:
         messages.error(request, error.message)
-        return _back_to(agent)
-    messages.success(request, f"{agent.slug} is released ({form.cleaned_data['to'] or 'active'}).")
+    else:
+        messages.success(request, done)
     return _back_to(agent)
 
 
