@@ -521,11 +521,10 @@ def run(calls: int, runs: int, results: dict[str, Any], notes: list[str]) -> Non
 
         started = time.perf_counter()
         call_command("migrate", interactive=False, verbosity=0)
-        collect_static()
         data = build_fleet()
         create_pairs(data)
         print(
-            f"migrated, static collected, seeded {data.seeded['agents']} agents + a guardian, "
+            f"migrated, seeded {data.seeded['agents']} agents + a guardian, "
             f"{data.seeded['tools']} tools, {data.seeded['rules']} rules; {len(data.granted)} weighted granted "
             f"(agent, tool) pairs, {len(data.ungranted)} ungranted ({time.perf_counter() - started:.1f} s)",
             flush=True,
@@ -622,6 +621,7 @@ def run(calls: int, runs: int, results: dict[str, Any], notes: list[str]) -> Non
             flush=True,
         )
 
+        collect_static()  # now, just before the pages, so the manifest matches the templates they render
         client = Client()
         client.force_login(data.viewer)
         newest = sql("SELECT created_at, id FROM policy_toolcall ORDER BY created_at DESC, id DESC OFFSET 10 LIMIT 1")[

@@ -66,6 +66,12 @@ def test_passes_are_idempotent_and_pick_up_a_late_commit(traffic):
 def test_a_window_from_rollups_and_tail_equals_the_window_from_the_source(traffic):
     live_only = fleet.window_data(fleet.WINDOWS["1h"])  # nothing rolled up yet: all of it is the live tail
     rollups.roll_up()
+    rolled = fleet.window_data(fleet.WINDOWS["1h"])  # all of it from the rollups, summed in the database
+    assert rolled.total == live_only.total
+    assert rolled.by_tool == live_only.by_tool
+    assert rolled.by_agent == live_only.by_agent
+    assert [point.stats for point in rolled.points] == [point.stats for point in live_only.points]
+    assert rolled.total.latency_percentile_ms(0.95) == live_only.total.latency_percentile_ms(0.95)
     ask(traffic, {**VALID_PAYMENT, "amount": 300})  # after the pass: only in the tail
     mixed = fleet.window_data(fleet.WINDOWS["1h"])
     assert mixed.total.allowed == live_only.total.allowed + 1
