@@ -8,6 +8,7 @@ the fleet's size (the page tests hold them to it).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import Counter, defaultdict
@@ -70,7 +71,11 @@ class Point:
 
 @dataclass
 class WindowData:
-    """A window's figures: over time (one point per chart step), in total, per tool, per agent, per reason."""
+    """A window's figures: over time (one point per chart step), in total, per tool, per agent, per reason.
+
+    Latency percentiles are kept for the points and the total; per tool and per agent only the
+    counters and the cost (their histograms stay empty: summing them is the costly part).
+    """
 
     window: Window
     start: dt.datetime
@@ -102,13 +107,14 @@ def window_data(window: Window, *, agent_id: Any = None, now: dt.datetime | None
     reasons: Counter[str] = Counter()
     reasons_by_agent: dict[Any, Counter[str]] = defaultdict(Counter)
 
-    def take(at: dt.datetime, agent: Any, tool: str, stats: Stats | Rollup) -> None:
+    def take(at: dt.datetime, agent: Any, tool: str, stats: Stats) -> None:
         index = int((at - step_start).total_seconds() // window.step)
         if 0 <= index < count:
             points[index].stats.add(stats)
         total.add(stats)
-        by_tool[tool].add(stats)
-        by_agent[agent].add(stats)
+        counters = dataclasses.replace(stats, latency_histogram=[])
+        by_tool[tool].add(counters)
+        by_agent[agent].add(counters)
 
     def reason(agent: Any, code: str, times: int) -> None:
         reasons[code] += times
@@ -116,13 +122,14 @@ def window_data(window: Window, *, agent_id: Any = None, now: dt.datetime | None
 
     scope = Q(span=window.span, start__gte=start) & (Q(agent_id=agent_id) if agent_id is not None else Q())
     rows = Rollup.objects.filter(scope)
-    for at, stats in _summed(rows, "start"):
+    for at, stats in _summed(rows, "start", histogram=True):
         index = int((at - step_start).total_seconds() // window.step)
         if 0 <= index < count:
             points[index].stats.add(stats)
+        total.latency_histogram = [a + b for a, b in zip(total.latency_histogram, stats.latency_histogram, strict=True)]
     for tool, stats in _summed(rows, "tool"):
         by_tool[tool].add(stats)
-        total.add(stats)
+        total.add(stats)  # the counters; the histogram came with the points
     for agent, stats in _summed(rows, "agent_id"):
         by_agent[agent].add(stats)
     rolled_reasons = ReasonRollup.objects.filter(scope).values("agent_id", "code").annotate(times=Sum("count"))
@@ -152,25 +159,24 @@ def window_data(window: Window, *, agent_id: Any = None, now: dt.datetime | None
 
 
 _BUCKETS = range(len(LATENCY_BUCKETS_US) + 1)
-# One grouped query's sums: every counter, the cost, and each latency bucket of the JSON histogram.
-_SUMS = {
-    **{f"{name}_sum": Sum(name) for name in Stats.FIELDS},
-    "cost_sum": Sum("cost"),
-    **{
-        f"bucket_{index}": Sum(Cast(KeyTextTransform(str(index), "latency_histogram"), IntegerField()))
-        for index in _BUCKETS
-    },
+# One grouped query's sums: every counter and the cost ...
+_SUMS = {**{f"{name}_sum": Sum(name) for name in Stats.FIELDS}, "cost_sum": Sum("cost")}
+# ... and, where a percentile is shown, each latency bucket of the JSON histogram (the costly part).
+_BUCKET_SUMS = {
+    f"bucket_{index}": Sum(Cast(KeyTextTransform(str(index), "latency_histogram"), IntegerField()))
+    for index in _BUCKETS
 }
 
 
-def _summed(rows: QuerySet[Rollup], group: str) -> Iterator[tuple[Any, Stats]]:
-    """Rollup rows summed per `group` (a field) in the database."""
-    for row in rows.values(group).annotate(**_SUMS).order_by():
+def _summed(rows: QuerySet[Rollup], group: str, *, histogram: bool = False) -> Iterator[tuple[Any, Stats]]:
+    """Rollup rows summed per `group` (a field) in the database; latency buckets only when asked for."""
+    for row in rows.values(group).annotate(**_SUMS, **(_BUCKET_SUMS if histogram else {})).order_by():
         stats = Stats()
         for name in Stats.FIELDS:
             setattr(stats, name, row[f"{name}_sum"] or 0)
         stats.cost = Decimal(row["cost_sum"] or 0)
-        stats.latency_histogram = [row[f"bucket_{index}"] or 0 for index in _BUCKETS]
+        if histogram:
+            stats.latency_histogram = [row[f"bucket_{index}"] or 0 for index in _BUCKETS]
         yield row[group], stats
 
 
