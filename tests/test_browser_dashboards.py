@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 from core.groups import VIEWERS
 from guardian.tests.conftest import INJECTED, Fleet, fleet  # noqa: F401  (fixture)
@@ -37,8 +37,20 @@ LIVE_WAIT_MS = 15_000  # the pages poll every second here; generous for a loaded
 
 @pytest.fixture
 def e2e_viewer(transactional_db: None) -> Any:
+    """A staff user in viewers with a password for the login form.
+
+    Transactional tests flush the tables between tests, and with them the groups the migrations
+    made; the group gets back what the migrations give it (view on every registry, policy,
+    approvals and guardian model).
+    """
+    group, _ = Group.objects.get_or_create(name=VIEWERS)
+    group.permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label__in=("registry", "policy", "approvals", "guardian"), codename__startswith="view_"
+        )
+    )
     user = get_user_model().objects.create_user(username="e2e-viewer", password=E2E_PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name=VIEWERS))
+    user.groups.add(group)
     return user
 
 
