@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "approvals",
     "guardian",
     "telemetry",
+    "simulator",
 ]
 
 MIDDLEWARE = [
