@@ -25,12 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from warden_sdk import Decision, WardenClient, WardenError
-
 from core.actors import Actor
 from registry import services as registry_services
 from registry.choices import AgentStatus
 from registry.models import Agent, Credential
+from warden_sdk import Decision, Usage, WardenClient, WardenError
 
 KEY_NAME = "simulator"
 ACTOR = Actor.system("simulator")
@@ -231,7 +230,7 @@ class Simulation:
             self._record(Event(agent, tool, "error", str(error)))
             return None
         if decision.allowed:
-            usage: dict[str, float] = {
+            usage: Usage = {
                 "input_tokens": self.random.randint(200, 1800),
                 "output_tokens": self.random.randint(20, 400),
             }
@@ -243,7 +242,7 @@ class Simulation:
                 note = f"{note}; result not reported: {error}".lstrip("; ")
         elif decision.escalated:
             note = note or "waiting in the approval queue"
-        self._record(Event(agent, tool, decision.decision, note, decision.reason_codes))
+        self._record(Event(agent, tool, decision.decision, note, list(decision.reason_codes)))
         return decision
 
     def _record(self, event: Event) -> None:

@@ -1,0 +1,1 @@
+"""Wrappers that govern the tools of agent frameworks (installed as optional extras)."""
