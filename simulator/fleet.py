@@ -126,9 +126,11 @@ class Simulation:
             {"id": f"ALERT-{self.random.randint(1000, 9999)}", "score": round(self.random.random(), 2)}
             for _ in range(5)
         ]
-        self._act("alert-triage", "aml.alerts.read", {"status": "open", "limit": 50}, {"alerts": alerts}, cost=0.002)
+        # Pages of the open queue and of what is in review: the same read six times a minute would be a loop.
+        arguments = {"status": self.random.choice(("open", "in_review")), "limit": self.random.randint(10, 200)}
+        self._act("alert-triage", "aml.alerts.read", arguments, {"alerts": alerts}, cost=0.002)
 
-    def query(self, *, output: Any = None) -> Decision | None:
+    def query(self, *, output: Any = None, note: str = "") -> Decision | None:
         today = dt.date.today()
         arguments = {
             "account": self._account(),
@@ -139,7 +141,13 @@ class Simulation:
         rows = [{"amount": self.random.randint(900, 9900), "currency": "EUR"} for _ in range(4)]
         purpose = "Follow the money linked to an open alert."
         return self._act(
-            "transaction-analysis", "transactions.query", arguments, output or {"transactions": rows}, 0.004, purpose
+            "transaction-analysis",
+            "transactions.query",
+            arguments,
+            output or {"transactions": rows},
+            0.004,
+            purpose,
+            note,
         )
 
     def freeze(self) -> None:
@@ -177,7 +185,7 @@ class Simulation:
     def injection(self) -> None:
         """Transaction analysis reads a poisoned output, then does what it was told: the guardian steps in."""
         poisoned = {"transactions": [{"amount": 9800, "currency": "EUR", "memo": INJECTED}]}
-        self.query(output=poisoned)
+        self.query(output=poisoned, note="its output carries an injected instruction")
         if self._wait_for_quarantine("transaction-analysis"):
             self._record(Event("transaction-analysis", "(guardian)", "quarantined", "a guardian tripped the breaker"))
         self._act(
@@ -197,7 +205,7 @@ class Simulation:
         }
         for _ in range(attempts):
             decision = self._act("customer-service", "email.send", arguments, {"message_id": self._id("MSG")})
-            if decision is not None and "loop_detected" in decision.reason_codes:
+            if decision is not None and "loop_detected" in decision.reason_codes:  # a well-behaved agent stops
                 self._record(Event("customer-service", "email.send", "stopped", "the loop guard stopped it"))
                 return
 

@@ -277,5 +277,7 @@ LOGGING = {
     "loggers": {
         # Request bodies never reach the logs; only method, path and status do.
         "django.request": {"level": "ERROR"},
+        # The SDK's HTTP client logs every request at INFO (the simulator would print each twice).
+        "httpx": {"level": "WARNING"},
     },
 }
