@@ -40,8 +40,8 @@ def test_the_fleet_works_the_guardian_quarantines_and_the_loop_guard_stops(
     outcomes = Counter(event.decision for event in events)
     assert outcomes["allow"] >= 10, outcomes
     assert outcomes["deny"] >= 2, outcomes
-    # The injection: the guardian quarantined transaction analysis, and its exfiltration attempt was refused.
-    analyst = Agent.objects.get(slug="transaction-analysis")
+    # The injection: the guardian quarantined alert triage, and its exfiltration attempt was refused.
+    analyst = Agent.objects.get(slug="alert-triage")
     assert analyst.status == AgentStatus.QUARANTINED
     quarantine = Quarantine.objects.get(agent=analyst)
     assert quarantine.guardian is not None
