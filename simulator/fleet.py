@@ -128,8 +128,10 @@ class Simulation:
             for _ in range(5)
         ]
         # Pages of the open queue and of what is in review: the same read six times a minute would be a loop.
-        arguments = {"status": self.random.choice(("open", "in_review")), "limit": self.random.randint(10, 200)}
-        self._act("alert-triage", "aml.alerts.read", arguments, {"alerts": alerts}, cost=0.002, note=note)
+        status = self.random.choice(("open", "in_review"))
+        arguments = {"status": status, "limit": self.random.randint(10, 200)}
+        purpose = f"Triage the {status.replace('_', ' ')} alerts."
+        self._act("alert-triage", "aml.alerts.read", arguments, {"alerts": alerts}, 0.002, purpose, note)
 
     def query(self) -> None:
         today = dt.date.today()
@@ -140,7 +142,8 @@ class Simulation:
             "limit": 200,
         }
         rows = [{"amount": self.random.randint(900, 9900), "currency": "EUR"} for _ in range(4)]
-        purpose = "Follow the money linked to an open alert."
+        # Agents say what they are doing, naming what they touch: a guardian asks about what the task does not name.
+        purpose = f"Follow the money from account {arguments['account']}, linked to an open alert."
         self._act("transaction-analysis", "transactions.query", arguments, {"transactions": rows}, 0.004, purpose)
 
     def freeze(self) -> None:
@@ -153,7 +156,10 @@ class Simulation:
             "case_id": self._case(),
             "reason": "Structuring pattern across linked accounts.",
         }
-        self._act("transaction-analysis", "payments.freeze_account", arguments, {"freeze_id": self._id("FRZ")})
+        purpose = f"Freeze account {arguments['account']} for case {arguments['case_id']}: structuring."
+        self._act(
+            "transaction-analysis", "payments.freeze_account", arguments, {"freeze_id": self._id("FRZ")}, None, purpose
+        )
 
     def report(self) -> None:
         arguments: dict[str, Any] = {
@@ -162,7 +168,8 @@ class Simulation:
         }
         if self.random.random() > 0.15:  # now and then the writer forgets the case id: a rule denies it
             arguments["case_id"] = self._case()
-        self._act("case-documentation", "case.file_report", arguments, {"report_id": self._id("SAR")}, cost=0.01)
+        purpose = f"File the suspicious activity report on accounts {' and '.join(arguments['accounts'])}."
+        self._act("case-documentation", "case.file_report", arguments, {"report_id": self._id("SAR")}, 0.01, purpose)
 
     def answer_customer(self) -> None:
         customer = self.random.choice(("ana", "ben", "chloe", "dev", "emma"))
@@ -171,7 +178,8 @@ class Simulation:
             "subject": "Your question about a card payment",
             "body": f"Hello {customer.title()}, the payment you asked about was booked on {dt.date.today():%d %B}.",
         }
-        self._act("customer-service", "email.send", arguments, {"message_id": self._id("MSG")}, cost=0.001)
+        purpose = f"Answer {arguments['to']}'s question about a card payment."
+        self._act("customer-service", "email.send", arguments, {"message_id": self._id("MSG")}, 0.001, purpose)
 
     # The incidents ----------------------------------------------------------------------------------
 
