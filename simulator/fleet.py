@@ -130,7 +130,7 @@ class Simulation:
         # Pages of the open queue and of what is in review: the same read six times a minute would be a loop.
         status = self.random.choice(("open", "in_review"))
         arguments = {"status": status, "limit": self.random.randint(10, 200)}
-        purpose = f"Triage the {status.replace('_', ' ')} alerts."
+        purpose = f"Read the {status.replace('_', ' ')} alerts to triage them."
         self._act("alert-triage", "aml.alerts.read", arguments, {"alerts": alerts}, 0.002, purpose, note)
 
     def query(self) -> None:
@@ -142,8 +142,9 @@ class Simulation:
             "limit": 200,
         }
         rows = [{"amount": self.random.randint(900, 9900), "currency": "EUR"} for _ in range(4)]
-        # Agents say what they are doing, naming what they touch: a guardian asks about what the task does not name.
-        purpose = f"Follow the money from account {arguments['account']}, linked to an open alert."
+        # Agents say what they are doing, in the task's words and naming what they touch: a guardian
+        # asks a human about calls whose task does not explain them.
+        purpose = f"Query the transactions of account {arguments['account']} to follow the money behind an alert."
         self._act("transaction-analysis", "transactions.query", arguments, {"transactions": rows}, 0.004, purpose)
 
     def freeze(self) -> None:
@@ -168,7 +169,7 @@ class Simulation:
         }
         if self.random.random() > 0.15:  # now and then the writer forgets the case id: a rule denies it
             arguments["case_id"] = self._case()
-        purpose = f"File the suspicious activity report on accounts {' and '.join(arguments['accounts'])}."
+        purpose = f"File the case report on accounts {' and '.join(arguments['accounts'])}."
         self._act("case-documentation", "case.file_report", arguments, {"report_id": self._id("SAR")}, 0.01, purpose)
 
     def answer_customer(self) -> None:
@@ -178,7 +179,7 @@ class Simulation:
             "subject": "Your question about a card payment",
             "body": f"Hello {customer.title()}, the payment you asked about was booked on {dt.date.today():%d %B}.",
         }
-        purpose = f"Answer {arguments['to']}'s question about a card payment."
+        purpose = f"Send an email to {arguments['to']} answering a question about a card payment."
         self._act("customer-service", "email.send", arguments, {"message_id": self._id("MSG")}, 0.001, purpose)
 
     # The incidents ----------------------------------------------------------------------------------
