@@ -86,7 +86,6 @@ class WindowData:
     by_agent: dict[Any, Stats]
     reasons: Counter[str]
     reasons_by_agent: dict[Any, Counter[str]]
-    rolled_through: dt.datetime | None
 
 
 def window_data(window: Window, *, agent_id: Any = None, now: dt.datetime | None = None) -> WindowData:
@@ -154,7 +153,6 @@ def window_data(window: Window, *, agent_id: Any = None, now: dt.datetime | None
         by_agent=dict(by_agent),
         reasons=reasons,
         reasons_by_agent=dict(reasons_by_agent),
-        rolled_through=through,
     )
 
 

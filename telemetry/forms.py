@@ -36,26 +36,17 @@ def _moment() -> forms.DateTimeField:
     )
 
 
-class TrailFilterForm(forms.Form):
-    """Agent (slug or id), tool, actor, action (or a prefix ending in '.'), a time window, seal status."""
+class _AgentAndWindowFilter(forms.Form):
+    """What the trail's and the feed's filters share: an agent named by slug or id, and a time window.
 
-    agent = _text("slug or id", 64)
-    tool = _text("tool name", 128)
-    actor = _text("id or label", 200)
-    action = _text("tool_call.", 64)
-    since = _moment()
-    until = _moment()
-    sealed = forms.ChoiceField(required=False, choices=SEAL_CHOICES, label="Seal")
-    # One record by its sequence number: the admin's record page links here with it. Not kept
-    # when the person filters again (the form does not render it).
-    seq = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    Subclasses declare the `agent`, `since` and `until` fields (where they stand in their form).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         zone = timezone.get_current_timezone_name()
         self.fields["since"].label = f"Since ({zone})"
         self.fields["until"].label = f"Until ({zone})"
-        self.fields["action"].widget.attrs["title"] = "An action (grant.added), or a prefix ending in '.' (tool_call.)"
 
     def clean_agent(self) -> str:
         reference: str = self.cleaned_data["agent"].strip()
@@ -74,6 +65,25 @@ class TrailFilterForm(forms.Form):
         if since and until and since >= until:
             self.add_error("until", "Pick an end after the start.")
         return cleaned
+
+
+class TrailFilterForm(_AgentAndWindowFilter):
+    """Agent (slug or id), tool, actor, action (or a prefix ending in '.'), a time window, seal status."""
+
+    agent = _text("slug or id", 64)
+    tool = _text("tool name", 128)
+    actor = _text("id or label", 200)
+    action = _text("tool_call.", 64)
+    since = _moment()
+    until = _moment()
+    sealed = forms.ChoiceField(required=False, choices=SEAL_CHOICES, label="Seal")
+    # One record by its sequence number: the admin's record page links here with it. Not kept
+    # when the person filters again (the form does not render it).
+    seq = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["action"].widget.attrs["title"] = "An action (grant.added), or a prefix ending in '.' (tool_call.)"
 
     def filterset_data(self) -> dict[str, str]:
         """The cleaned filters in the terms of audit.filtersets.AuditRecordFilterSet (valid forms only)."""
@@ -97,7 +107,7 @@ OUTCOME_CHOICES = [("", "Any"), (Outcome.ALLOW, "Allow"), (Outcome.DENY, "Deny")
 REASON_CHOICES = [("", "Any"), *((code.value, code.value) for code in Code)]
 
 
-class FeedFilterForm(forms.Form):
+class FeedFilterForm(_AgentAndWindowFilter):
     """The decision feed's filters: agent, tool, the engine's outcome, a reason code and a time window.
 
     `after` and `before` are cursors (`<ISO time>|<call id>`) the page itself writes: after for the
@@ -115,19 +125,8 @@ class FeedFilterForm(forms.Form):
 
     FILTERS = ("agent", "tool", "outcome", "reason", "since", "until")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        zone = timezone.get_current_timezone_name()
-        self.fields["since"].label = f"Since ({zone})"
-        self.fields["until"].label = f"Until ({zone})"
-
-    clean_agent = TrailFilterForm.clean_agent
-
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        since, until = cleaned.get("since"), cleaned.get("until")
-        if since and until and since >= until:
-            self.add_error("until", "Pick an end after the start.")
+        cleaned = super().clean()
         for name in ("after", "before"):
             if cleaned.get(name) and self._parse_cursor(cleaned[name]) is None:
                 self.add_error(name, "Not a feed position; reload the page.")

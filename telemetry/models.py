@@ -70,10 +70,6 @@ class Rollup(models.Model):
     def __str__(self) -> str:
         return f"{self.start:%Y-%m-%d %H:%M} +{self.span}s {self.agent_id} {self.tool}"
 
-    @property
-    def decisions(self) -> int:
-        return self.allowed + self.denied + self.escalated
-
 
 class ReasonRollup(models.Model):
     """How often a reason code was given to one agent's calls in one period."""

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from registry.choices import AgentStatus
 from registry.models import Agent, Credential, Grant, Tool
+from telemetry import rollups
 from telemetry.models import AgentToolUse
 
 # Agents that count: everything but retired ones (a draft that never acted is sprawl too).
@@ -91,9 +92,7 @@ def sprawl_report(days: int = 30, *, now: dt.datetime | None = None) -> SprawlRe
 def _idle(agents: list[Agent], days: int, now: dt.datetime) -> list[IdleAgent]:
     """Agents (registered before the cut-off) that made no call in the last `days` days."""
     cutoff = now - dt.timedelta(days=days)
-    last: dict[Any, dt.datetime] = {}
-    for agent_id, at in AgentToolUse.objects.values_list("agent_id", "last_call_at"):
-        last[agent_id] = max(at, last.get(agent_id, at))
+    last = rollups.last_call_by_agent()
     return [
         IdleAgent(agent=agent, last_call_at=last.get(agent.pk))
         for agent in agents

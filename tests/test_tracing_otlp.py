@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tests.conftest import free_port, start_worker
 from tests.test_guardian_worker import SEED  # the reader, its key, and a guardian watching it
+from tests.test_guardian_worker import _environment as worker_environment
 
 pytestmark = pytest.mark.worker
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,16 +160,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _environment(tmp_path: Path, database_url: str, broker: str, receiver: Receiver) -> dict[str, str]:
-    inherited = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
+    """The worker test's environment, without any OTEL_* setting of the machine's, exporting to `receiver`."""
+    inherited = worker_environment(tmp_path, database_url, broker)
     return {
-        **inherited,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": database_url,
-        "WARDEN_VAR_DIR": str(tmp_path),
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": broker,
-        "REDIS_URL": os.environ.get("REDIS_URL", ""),
-        "WARDEN_AUDIT_SEAL_SECONDS": "60",
+        **{name: value for name, value in inherited.items() if not name.startswith("OTEL_")},
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds: export soon after each span ends
     }
