@@ -54,6 +54,14 @@ bench-audit: install  ## What the audit trail costs a decision: with and without
 bench-guardian: install  ## The guardian's scorers on shared/eval: detection, false positives, latency (BENCH_ARGS="--split validation")
 	$(PY) benchmarks/guardian.py $(BENCH_ARGS)
 
+.PHONY: bench-guardian-slm
+bench-guardian-slm: install-dev  ## The guardian SLM: detection with and without it (validation and all rows), latency
+	$(PY) benchmarks/guardian_slm.py $(BENCH_ARGS)
+
+.PHONY: train-guardian
+train-guardian: install-dev  ## Train the guardian SLM with PyTorch on the CPU (~20 min); writes guardian/models/warden-guardian.gguf
+	$(PY) manage.py guardian_train_slm $(TRAIN_ARGS)
+
 .PHONY: bench-dashboards
 bench-dashboards: install  ## The dashboards over 1,000,000 tool calls on PostgreSQL: server time per page (BENCH_ARGS="--quick")
 	$(PY) benchmarks/dashboards.py $(BENCH_ARGS)

@@ -53,7 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_BACKOFF_SECONDS": 2.0,
     "WEBHOOK_BACKOFF_MAX_SECONDS": 600.0,
     "WEBHOOK_TIMEOUT_SECONDS": 5.0,
-    # Guardians: the local GGUF model of the SLM scorer (empty: the SLM scorer is unavailable) ...
+    # Guardians: the local GGUF model of the SLM scorer (empty: the SLM scorer is unavailable;
+    # config/settings points it at the model shipped in guardian/models) ...
     "GUARDIAN_MODEL": "",
     # ... its ctransformers model type (a Llama-2 architecture: "llama") ...
     "GUARDIAN_MODEL_TYPE": "llama",
@@ -61,8 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "GUARDIAN_CONTEXT_LENGTH": 2048,
     # ... the CPU threads one evaluation may use ...
     "GUARDIAN_THREADS": 1,
-    # ... and the P(unsafe) at and above which its label is "unsafe".
-    "GUARDIAN_SLM_THRESHOLD": 0.5,
+    # ... and the P(unsafe) at and above which its label is "unsafe" (None: the model's calibrated
+    # thresholds per subject kind, 0.5 for a model that brings none).
+    "GUARDIAN_SLM_THRESHOLD": None,
     # Pre-checks on the decision path (tools marked for them): the fast scorers' time budget (ms);
     # a pre-check that runs out of time escalates the call, never allows it.
     "GUARDIAN_PRECHECK_BUDGET_MS": 50.0,

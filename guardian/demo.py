@@ -33,7 +33,7 @@ def load_demo_guardian(actor: Actor) -> None:
         name="Fleet guardian",
         role=role,
         owner=orchestrator.owner,
-        model_name="warden content + classifier scorers",
+        model_name="warden content + classifier scorers, warden-guardian SLM",
         model_kind=ModelKind.SLM,
         risk_tier=RiskTier.HIGH,
         team="Platform",
@@ -42,7 +42,9 @@ def load_demo_guardian(actor: Actor) -> None:
     registry_services.agent_transition(actor=actor, agent=agent, to=AgentStatus.ACTIVE)
     guardian = Guardian.objects.create(
         agent=agent,
-        scorers={"content": 1.0, "classifier": 1.0, "behaviour": 0.5},
+        # The SLM (guardian/models/warden-guardian.gguf, scored after results in Celery) at half
+        # weight: alone it never reaches the flag threshold, beside another scorer's evidence it does.
+        scorers={"content": 1.0, "classifier": 1.0, "slm": 0.5, "behaviour": 0.5},
         # A human is asked when the evidence is strong, the circuit breaker trips when it is
         # overwhelming (an injected instruction obeyed, a secret mailed to a stranger).
         flag_threshold=0.6,

@@ -32,6 +32,9 @@ KINDS = ("tool_call", "tool_output", "agent_output", "trajectory")
 LABELS = ("anomalous", "benign")
 SCORED_KINDS = (SubjectKind.TOOL_CALL, SubjectKind.TOOL_OUTPUT, SubjectKind.AGENT_OUTPUT)
 ENSEMBLE = "ensemble"
+ENSEMBLE_SLM = "ensemble+slm"  # the fast scorers' noisy-OR with the SLM's value added ...
+SLM = "slm"
+SLM_WEIGHT = 0.5  # ... at the weight the demo guardian gives it (guardian/demo.py)
 SPLITS = ("all", "validation", "train")
 SUMMARY_KEYS = ("precision", "recall", "fpr", "auc", "recall_at_1fpr", "recall_at_5fpr", "p50_ms", "p99_ms")
 COLUMNS = (
@@ -356,42 +359,48 @@ class ScorerSet:
     notes: list[str] = field(default_factory=list)
 
     def handles(self, name: str, kind: SubjectKind) -> bool:
-        if name == ENSEMBLE:
-            return any(kind in self.scorers[member].kinds for member in self.ensemble_members)
+        if name in (ENSEMBLE, ENSEMBLE_SLM):
+            members = [*self.ensemble_members, *([SLM] if name == ENSEMBLE_SLM else [])]
+            return any(kind in self.scorers[member].kinds for member in members if member in self.scorers)
         return kind in self.scorers[name].kinds
 
 
 def resolve_scorers(requested: Sequence[str] | None) -> ScorerSet:
-    """Instantiate the scorers asked for (default: every available one plus the ensemble).
+    """Instantiate the scorers asked for (default: every available one, the ensemble and the ensemble with the SLM).
 
     A scorer that cannot run here (ScorerUnavailable, e.g. the SLM without a model) is left out
     with a one-line note; an unknown name is an EvaluationError. The ensemble always combines
-    every available fast scorer, whichever are shown.
+    every available fast scorer, whichever are shown; `ensemble+slm` adds the SLM to them.
     """
     known = registry.names()
-    wanted = list(requested) if requested else [*known, ENSEMBLE]
-    unknown = [name for name in wanted if name != ENSEMBLE and name not in known]
+    combined = (ENSEMBLE, ENSEMBLE_SLM)
+    wanted = list(requested) if requested else [*known, *combined]
+    unknown = [name for name in wanted if name not in combined and name not in known]
     if unknown:
-        raise EvaluationError(f"Unknown scorer(s): {', '.join(unknown)}; known: {', '.join([*known, ENSEMBLE])}.")
+        raise EvaluationError(f"Unknown scorer(s): {', '.join(unknown)}; known: {', '.join([*known, *combined])}.")
+    needed = set(wanted) | ({SLM} if ENSEMBLE_SLM in wanted else set())
     scorers: dict[str, Scorer] = {}
     notes: list[str] = []
     for name in known:
-        if name not in wanted and ENSEMBLE not in wanted:
+        if name not in needed and not (set(combined) & set(wanted)):
             continue
         try:
             scorer = registry.get(name)
-            if not scorer.fast and name in wanted:
+            if not scorer.fast and name in needed:
                 _probe(scorer)
         except ScorerUnavailable as error:
-            if name in wanted:
+            if name in needed:
                 notes.append(f"{name}: unavailable, left out ({error})")
             continue
-        if name in wanted or scorer.fast:
+        if name in needed or scorer.fast:
             scorers[name] = scorer
     members = [name for name in known if name in scorers and scorers[name].fast]
-    shown = [name for name in wanted if name in scorers or (name == ENSEMBLE and members)]
+    available = {ENSEMBLE: bool(members), ENSEMBLE_SLM: bool(members) and SLM in scorers}
+    shown = [name for name in wanted if name in scorers or available.get(name, False)]
     if ENSEMBLE in wanted and not members:
         notes.append("ensemble: no fast scorer is available, left out")
+    if ENSEMBLE_SLM in wanted and not available[ENSEMBLE_SLM] and members:
+        notes.append("ensemble+slm: the SLM is unavailable, left out")
     return ScorerSet(scorers=scorers, shown=shown, ensemble_members=members, notes=notes)
 
 
@@ -465,12 +474,15 @@ def score_rows(rows: Sequence[EvalRow], scorer_set: ScorerSet) -> list[ScoredRow
             scores[name] = score
             outcomes[name] = Outcome(score.value, score.label == Label.UNSAFE, elapsed, score.detail)
         members = [name for name in scorer_set.ensemble_members if name in scores]
-        if members and ENSEMBLE in scorer_set.shown:
-            member_scores = [scores[name] for name in members]
-            outcomes[ENSEMBLE] = Outcome(
-                value=combine(member_scores, dict.fromkeys(members, 1.0)),
-                flagged=any(outcomes[name].flagged for name in members),
-                latency_ms=sum(outcomes[name].latency_ms for name in members),
+        for combined, extra in ((ENSEMBLE, []), (ENSEMBLE_SLM, [SLM])):
+            if combined not in scorer_set.shown or not members or not all(name in scores for name in extra):
+                continue
+            parts = [*members, *extra]
+            weights = dict.fromkeys(members, 1.0) | dict.fromkeys(extra, SLM_WEIGHT)
+            outcomes[combined] = Outcome(
+                value=combine([scores[name] for name in parts], weights),
+                flagged=any(outcomes[name].flagged for name in parts),
+                latency_ms=sum(outcomes[name].latency_ms for name in parts),
                 detail={},
             )
         results.append(ScoredRow(row=row, outcomes={k: v for k, v in outcomes.items() if k in scorer_set.shown}))
@@ -488,7 +500,7 @@ class Report:
     """What an evaluation prints (`lines`) and its figures for the primary scorer (`summary`, the JSON line)."""
 
     lines: list[str]
-    summary: dict[str, dict[str, float | None]]
+    summary: dict[str, Any]  # "<place>/<kind>": the primary's figures; "comparison": every scorer's, per kind
     metrics: dict[tuple[str, str, str], Metrics]  # (file stem or "all", kind, scorer) -> figures
     notes: list[str]
     primary: str = ENSEMBLE
@@ -535,7 +547,7 @@ def build_report(scored: Sequence[ScoredRow], scorer_set: ScorerSet, primary: st
         by_slice[("all", item.row.kind)].append(item)
     lines: list[str] = [title] if title else []
     metrics: dict[tuple[str, str, str], Metrics] = {}
-    summary: dict[str, dict[str, float | None]] = {}
+    summary: dict[str, Any] = {}
     for place in [*stems, "all"]:
         for kind in KINDS:
             items = by_slice.get((place, kind))
@@ -553,6 +565,21 @@ def build_report(scored: Sequence[ScoredRow], scorer_set: ScorerSet, primary: st
             lines.append(table(["scorer", *COLUMNS], rows) if rows else "(no scorer judges this kind)")
             primary_figures = metrics.get((place, kind, primary))
             summary[f"{place}/{kind}"] = primary_figures.summary() if primary_figures else dict.fromkeys(SUMMARY_KEYS)
+    comparison = _comparison(metrics, scorer_set.shown)
+    if comparison:
+        summary["comparison"] = comparison
+        lines.append("\n== side by side, all files: recall at 5% FPR (AUC) ==")
+        kinds = list(comparison)
+        lines.append(
+            table(
+                ["scorer", *kinds],
+                [
+                    [name, *(_pair(comparison[kind].get(name)) for kind in kinds)]
+                    for name in scorer_set.shown
+                    if any(name in comparison[kind] for kind in kinds)
+                ],
+            )
+        )
     for name in scorer_set.shown:
         scorer = scorer_set.scorers.get(name)
         if scorer is not None and not scorer.fast:
@@ -563,6 +590,26 @@ def build_report(scored: Sequence[ScoredRow], scorer_set: ScorerSet, primary: st
     return Report(
         lines=lines, summary=summary, metrics=metrics, notes=list(scorer_set.notes), primary=primary, fast_scorers=fast
     )
+
+
+def _comparison(metrics: Mapping[tuple[str, str, str], Metrics], shown: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per kind (all files pooled), each shown scorer's recall at 5% FPR, AUC and p99 latency."""
+    comparison: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        figures = {
+            name: {"recall_at_5fpr": m.recall_at_5fpr, "auc": m.auc, "p99_ms": m.p99_ms}
+            for name in shown
+            if (m := metrics.get(("all", kind, name))) is not None
+        }
+        if len(figures) > 1:
+            comparison[kind] = figures
+    return comparison
+
+
+def _pair(figures: Mapping[str, Any] | None) -> str:
+    if not figures:
+        return "-"
+    return f"{_cell(figures['recall_at_5fpr'], 3)} ({_cell(figures['auc'], 3)})"
 
 
 def select_split(rows: Sequence[EvalRow], split: str) -> list[EvalRow]:

@@ -37,6 +37,7 @@ class ModelBackend(Protocol):
     """A loaded causal language model, as the SLM scorer needs it."""
 
     name: str  # the model file's name (never its full path: paths can name secrets)
+    metadata: dict[str, Any]  # the model file's scalar and string metadata (GGUF keys)
     vocab_size: int
     context_length: int
     bos_token_id: int | None  # prepended once to every prompt; None: the model takes none
@@ -97,7 +98,8 @@ class CTransformersBackend:
         self.batch_size = max(1, min(int(batch_size), MAX_BATCH_SIZE))
         self._lock = threading.Lock()
         self._stats = {"evaluations": 0.0, "tokens": 0.0, "seconds": 0.0}
-        self._llm: Any = _open_ctransformers(self.path, model_type=model_type, context_length=context_length)
+        self._llm: Any
+        self._llm, self.metadata = _open_ctransformers(self.path, model_type=model_type, context_length=context_length)
         self.vocab_size = int(self._llm.vocab_size)
         self.context_length = int(self._llm.context_length)
         bos = int(self._llm.bos_token_id)
@@ -192,8 +194,12 @@ SUPPORTED_ARCHITECTURES = frozenset({"llama"})
 SUPPORTED_TOKENIZERS = frozenset({"llama"})
 
 
-def _open_ctransformers(path: Path, *, model_type: str, context_length: int) -> Any:
-    """Check the file, then load it with ctransformers; ScorerUnavailable names the path and the cause."""
+def _open_ctransformers(path: Path, *, model_type: str, context_length: int) -> tuple[Any, dict[str, Any]]:
+    """Check the file, then load it with ctransformers: the model and the file's metadata.
+
+    ScorerUnavailable names the path and the cause. The context is capped at the one the model
+    was trained on: positions past it give the model nothing it learnt to read.
+    """
     if not path.is_file():
         problem = "is not a file" if path.exists() else "does not exist"
         raise ScorerUnavailable(f"The guardian model {path} {problem} (WARDEN_GUARDIAN_MODEL).")
@@ -210,11 +216,14 @@ def _open_ctransformers(path: Path, *, model_type: str, context_length: int) -> 
         from ctransformers import LLM, Config
     except ImportError as exc:
         raise ScorerUnavailable(f"ctransformers is not installed, so {path} cannot be loaded: {exc}.") from exc
+    trained = metadata.get(f"{architecture}.context_length")
+    if isinstance(trained, int) and trained > 0:
+        context_length = min(int(context_length), trained)
     config = Config(context_length=int(context_length), gpu_layers=0)
     # ctransformers runs every GGUF file through its llama.cpp, whatever `model_type` says;
     # the type only selects a loader for the legacy GGML formats, which were refused above.
     try:
-        return LLM(str(path), model_type or None, config=config, lib=_cpu_library())
+        return LLM(str(path), model_type or None, config=config, lib=_cpu_library()), metadata
     except (OSError, RuntimeError, ValueError) as exc:
         raise ScorerUnavailable(f"ctransformers could not load the guardian model {path}: {exc}") from exc
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+GUARDIAN_MODEL_PATH = BASE_DIR / "guardian" / "models" / "warden-guardian.gguf"  # trained here: make train-guardian
 VAR_DIR = Path(environ.Env().str("WARDEN_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
@@ -232,11 +233,15 @@ WARDEN = {
     "WEBHOOK_BACKOFF_SECONDS": env.float("WARDEN_WEBHOOK_BACKOFF_SECONDS", default=2.0),
     "WEBHOOK_BACKOFF_MAX_SECONDS": env.float("WARDEN_WEBHOOK_BACKOFF_MAX_SECONDS", default=600.0),
     "WEBHOOK_TIMEOUT_SECONDS": env.float("WARDEN_WEBHOOK_TIMEOUT_SECONDS", default=5.0),
-    "GUARDIAN_MODEL": env.str("WARDEN_GUARDIAN_MODEL", default=""),
+    # The guardian SLM trained in this repository (guardian/models/README.md); empty: the SLM scorer is off.
+    "GUARDIAN_MODEL": env.str(
+        "WARDEN_GUARDIAN_MODEL", default=str(BASE_DIR / "guardian" / "models" / "warden-guardian.gguf")
+    ),
     "GUARDIAN_MODEL_TYPE": env.str("WARDEN_GUARDIAN_MODEL_TYPE", default="llama"),
     "GUARDIAN_CONTEXT_LENGTH": env.int("WARDEN_GUARDIAN_CONTEXT_LENGTH", default=2048),
     "GUARDIAN_THREADS": env.int("WARDEN_GUARDIAN_THREADS", default=1),
-    "GUARDIAN_SLM_THRESHOLD": env.float("WARDEN_GUARDIAN_SLM_THRESHOLD", default=0.5),
+    # Unset: the model's own calibrated thresholds (0.5 for a model that brings none).
+    "GUARDIAN_SLM_THRESHOLD": env.float("WARDEN_GUARDIAN_SLM_THRESHOLD", default=None),
     "GUARDIAN_PRECHECK_BUDGET_MS": env.float("WARDEN_GUARDIAN_PRECHECK_BUDGET_MS", default=50.0),
     "GUARDIAN_DISAGREEMENT_MARGIN": env.float("WARDEN_GUARDIAN_DISAGREEMENT_MARGIN", default=0.5),
     "ROLLUP_SECONDS": env.float("WARDEN_ROLLUP_SECONDS", default=15.0),

@@ -6,6 +6,11 @@ begins. The score is P(unsafe | the answer is "safe" or "unsafe"), read from the
 two answer tokens, the way Llama Guard and Granite Guardian are scored: nothing is generated and
 nothing is parsed. Subjects too long for the context keep their head and tail. The model runs
 through `guardian.runtime`, one per process.
+
+Models trained here (`guardian.training.slm`) say in their GGUF metadata which prompt they were
+trained on (`warden.guardian.prompt_format`: the compact `warden-v1`) and the thresholds
+calibrated for each subject kind (`warden.guardian.threshold.<kind>`); any other model gets the
+Llama-Guard prompt and WARDEN_GUARDIAN_SLM_THRESHOLD (0.5 when unset).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from core.conf import warden_settings
 from guardian import runtime
@@ -28,6 +33,12 @@ from guardian.scorers.registry import register
 CONTEXT_MARGIN = 8  # tokens left free at the end of the context
 HEAD_SHARE = 0.6  # of a cut subject text, the share kept from its start; the rest from its end
 MIN_KEPT_TOKENS = 8  # below this, a cut text says nothing: refuse rather than score a marker
+DEFAULT_THRESHOLD = 0.5  # for models that bring no calibrated thresholds
+
+LLAMA_GUARD = "llama-guard"
+WARDEN_V1 = "warden-v1"
+PROMPT_FORMAT_KEY = "warden.guardian.prompt_format"
+THRESHOLD_KEY = "warden.guardian.threshold."  # + subject kind
 
 # Subject text that imitates the prompt's own delimiters could end the conversation early and
 # write its own verdict; such delimiters are defused (brackets become parentheses).
@@ -76,7 +87,11 @@ class SLMScorer(BaseScorer):
         self.model_type = model_type or warden_settings.GUARDIAN_MODEL_TYPE
         self.context_length = int(context_length or warden_settings.GUARDIAN_CONTEXT_LENGTH)
         self.threads = int(threads or warden_settings.GUARDIAN_THREADS)
-        self.threshold = float(threshold if threshold is not None else warden_settings.GUARDIAN_SLM_THRESHOLD)
+        configured = threshold if threshold is not None else warden_settings.GUARDIAN_SLM_THRESHOLD
+        # None: the model's calibrated thresholds (its values are shifted so that they sit at
+        # DEFAULT_THRESHOLD), or DEFAULT_THRESHOLD for a model that brings none.
+        self.configured_threshold = None if configured is None else float(configured)
+        self.threshold = DEFAULT_THRESHOLD if configured is None else float(configured)
         self._lock = threading.Lock()
         self._model: tuple[ModelBackend, AnswerTokens] | None = None
 
@@ -91,22 +106,36 @@ class SLMScorer(BaseScorer):
         if model is not None:
             runtime.release(model[0])
 
+    def calibration(self, backend: ModelBackend, kind: SubjectKind) -> float | None:
+        """The model's calibrated threshold for `kind`, unless WARDEN_GUARDIAN_SLM_THRESHOLD overrides it."""
+        if self.configured_threshold is not None:
+            return None
+        calibrated = model_metadata(backend).get(THRESHOLD_KEY + kind.value)
+        if isinstance(calibrated, int | float) and 0.0 < calibrated < 1.0:
+            return float(calibrated)
+        return None
+
     def evaluate(self, subject: Subject) -> tuple[float, list[ScoreReason], dict[str, Any]]:
         backend, answers = self._loaded()
-        prompt = encode_prompt(backend, build_prompt(subject))
+        prompt_format = model_metadata(backend).get(PROMPT_FORMAT_KEY, LLAMA_GUARD)
+        prompt = encode_prompt(backend, build_prompt(subject, prompt_format))
         logits = backend.next_token_logits(prompt.tokens)
         logit_safe, logit_unsafe = float(logits[answers.safe]), float(logits[answers.unsafe])
         if not (math.isfinite(logit_safe) and math.isfinite(logit_unsafe)):
             raise ScorerUnavailable(f"The guardian model {backend.name} returned non-finite logits.")
         p_unsafe = pair_probability(logit_unsafe, logit_safe)
+        calibrated = self.calibration(backend, subject.kind)
+        # A calibrated model's value is P(unsafe) moved (on the logit scale) so that its
+        # threshold for this kind sits at 0.5, where every other scorer's sits.
+        value = p_unsafe if calibrated is None else pair_probability(logit_unsafe - _logit(calibrated), logit_safe)
         reasons = []
-        if p_unsafe >= self.threshold:
+        if value >= self.threshold:
             reasons.append(
                 ScoreReason(
                     code="slm_unsafe",
                     message=f"The guardian model judged this unsafe (P={p_unsafe:.2f}).",
                     where="model",
-                    weight=p_unsafe,
+                    weight=value,
                 )
             )
         detail = {
@@ -115,10 +144,11 @@ class SLMScorer(BaseScorer):
             "truncated": prompt.truncated,
             "dropped_tokens": prompt.dropped_tokens,
             "p_unsafe": round(p_unsafe, 6),
+            "threshold": round(calibrated if calibrated is not None else self.threshold, 6),
             "logit_safe": round(logit_safe, 4),
             "logit_unsafe": round(logit_unsafe, 4),
         }
-        return p_unsafe, reasons, detail
+        return value, reasons, detail
 
     def _loaded(self) -> tuple[ModelBackend, AnswerTokens]:
         # Ask the runtime every time: it hands back the same model until someone releases it.
@@ -161,10 +191,69 @@ def pair_probability(logit_unsafe: float, logit_safe: float) -> float:
     return odds / (1.0 + odds)
 
 
+def _logit(probability: float) -> float:
+    return math.log(probability / (1.0 - probability))
+
+
 # --- The prompt ------------------------------------------------------------------------------
 
 
-def build_prompt(subject: Subject) -> list[PromptPart]:
+def model_metadata(backend: ModelBackend) -> Mapping[str, Any]:
+    """The model file's metadata (empty for backends that have none)."""
+    metadata = getattr(backend, "metadata", None)
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def build_prompt(subject: Subject, prompt_format: str = LLAMA_GUARD) -> list[PromptPart]:
+    """The prompt for `subject` in the model's format: Llama-Guard style, or the compact `warden-v1`."""
+    if prompt_format == WARDEN_V1:
+        return build_compact_prompt(subject)
+    if prompt_format != LLAMA_GUARD:
+        raise ScorerUnavailable(
+            f"The guardian model asks for the prompt format {prompt_format!r}, which Warden does not know."
+        )
+    return build_llama_guard_prompt(subject)
+
+
+def build_compact_prompt(subject: Subject) -> list[PromptPart]:
+    """The `warden-v1` prompt of the models trained here: the subject and its context, one field per line.
+
+    It ends where the model answers " safe" or " unsafe". It carries only what the training data
+    holds (the agent's role, the task of a call, the tool and its arguments, the text); a longer
+    policy would cost every evaluation tokens the model never learnt to read.
+    """
+    agent = subject.agent
+    head = {
+        SubjectKind.TOOL_CALL: "Guardian check: a tool call.",
+        SubjectKind.TOOL_OUTPUT: "Guardian check: a tool output.",
+        SubjectKind.AGENT_OUTPUT: "Guardian check: an agent message.",
+    }[subject.kind]
+    parts = [PromptPart(f"{head}\nAgent role:"), _field(agent.role, "an agent")]
+    arguments = _compact_json(subject.arguments) if subject.arguments else ""
+    if subject.kind is SubjectKind.TOOL_CALL:
+        parts += [
+            PromptPart("\nTask:"),
+            _field(subject.text or subject.purpose, "unknown"),
+            PromptPart("\nCall:"),
+            _field(subject.tool or "", "an unnamed tool"),
+            PromptPart("\nArguments:"),
+            _field(arguments, "none"),
+        ]
+    elif subject.kind is SubjectKind.TOOL_OUTPUT:
+        parts += [
+            PromptPart("\nTool:"),
+            _field(subject.tool or "", "an unnamed tool"),
+            PromptPart("\nArguments:"),
+            _field(arguments, "none"),
+            PromptPart("\nOutput:"),
+            _field(subject.text, "(empty)"),
+        ]
+    else:
+        parts += [PromptPart("\nMessage:"), _field(subject.text, "(empty)")]
+    return [*parts, PromptPart("\nVerdict:")]
+
+
+def build_llama_guard_prompt(subject: Subject) -> list[PromptPart]:
     """The Llama-Guard-style prompt for `subject`, its policy written from the watched agent's context."""
     judged = "Tool" if subject.kind is SubjectKind.TOOL_OUTPUT else "Agent"
     agent = subject.agent
@@ -200,9 +289,9 @@ def build_prompt(subject: Subject) -> list[PromptPart]:
     ]
 
 
-def render_prompt(subject: Subject) -> str:
+def render_prompt(subject: Subject, prompt_format: str = LLAMA_GUARD) -> str:
     """The prompt as one text (for reading and debugging; the scorer tokenizes it part by part)."""
-    return "".join(part.text for part in build_prompt(subject))
+    return "".join(part.text for part in build_prompt(subject, prompt_format))
 
 
 def _conversation(subject: Subject) -> list[PromptPart]:
@@ -239,7 +328,17 @@ def _compact_json(arguments: Mapping[str, Any]) -> str:
 # --- Tokens and truncation -------------------------------------------------------------------
 
 
-def encode_prompt(backend: ModelBackend, parts: Sequence[PromptPart]) -> EncodedPrompt:
+class Tokenizes(Protocol):
+    """What prompt encoding needs of a model: its tokenizer and its context (training passes its own)."""
+
+    name: str
+    context_length: int
+    bos_token_id: int | None
+
+    def tokenize(self, text: str, *, continuation: bool = False) -> list[int]: ...
+
+
+def encode_prompt(backend: Tokenizes, parts: Sequence[PromptPart]) -> EncodedPrompt:
     """Token ids for the prompt: one BOS, then each part as it tokenizes in place, cut to fit the context.
 
     Parts are tokenized one by one (the first as the start of a text, the others as
@@ -256,7 +355,7 @@ def encode_prompt(backend: ModelBackend, parts: Sequence[PromptPart]) -> Encoded
 
 
 def _fit(
-    backend: ModelBackend, parts: Sequence[PromptPart], pieces: list[list[int]], budget: int
+    backend: Tokenizes, parts: Sequence[PromptPart], pieces: list[list[int]], budget: int
 ) -> tuple[list[list[int]], int]:
     """Cut the elastic pieces so that everything fits `budget` tokens; returns them and the tokens dropped."""
     fixed = sum(len(piece) for part, piece in zip(parts, pieces, strict=True) if not part.elastic)
@@ -280,7 +379,7 @@ def share_tokens(available: int, lengths: Mapping[int, int]) -> dict[int, int]:
     return shares
 
 
-def _cut(backend: ModelBackend, tokens: list[int], allotment: int) -> tuple[list[int], int]:
+def _cut(backend: Tokenizes, tokens: list[int], allotment: int) -> tuple[list[int], int]:
     """The head and tail of `tokens` around a marker saying how many were dropped, in `allotment` tokens.
 
     Returns the new tokens and the number dropped (the marker's own tokens not counted).

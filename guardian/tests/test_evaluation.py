@@ -288,6 +288,25 @@ class _Fixed(BaseScorer):
         return self.values[subject.text], [], {"prompt_tokens": self.tokens} if self.tokens else {}
 
 
+def test_the_ensemble_with_the_slm_adds_the_slm_to_the_fast_scorers():
+    rows = [
+        EvalRow(file="d/set.jsonl", line=i, id=str(i), source="s", kind="tool_output", label=label, text=text)
+        for i, (label, text) in enumerate([("anomalous", "a"), ("benign", "b")])
+    ]
+    fast = _Fixed("fast", {"a": 0.2, "b": 0.1})
+    slm = _Fixed("slm", {"a": 0.5, "b": 0.6}, fast=False)
+    scorer_set = ScorerSet(
+        scorers={"fast": fast, "slm": slm},
+        shown=["fast", "slm", "ensemble", "ensemble+slm"],
+        ensemble_members=["fast"],
+    )
+    scored = score_rows(rows, scorer_set)
+    assert [item.outcomes["ensemble"].value for item in scored] == pytest.approx([0.2, 0.1])
+    # The SLM weighs 0.5 there, as in the demo guardian.
+    assert [item.outcomes["ensemble+slm"].value for item in scored] == pytest.approx([1 - 0.8 * 0.75, 1 - 0.9 * 0.7])
+    assert [item.outcomes["ensemble+slm"].flagged for item in scored] == [True, True]
+
+
 def test_the_ensemble_is_a_noisy_or_that_flags_when_any_member_flags():
     rows = [
         EvalRow(file="d/set.jsonl", line=i, id=str(i), source="s", kind="tool_output", label=label, text=text)
@@ -306,7 +325,11 @@ def test_the_ensemble_is_a_noisy_or_that_flags_when_any_member_flags():
     assert [outcome.value for outcome in ensemble] == pytest.approx([1 - 0.4 * 0.5, 0.2, 1 - 0.9 * 0.6])
     assert [outcome.flagged for outcome in ensemble] == [True, False, False]
     report = build_report(scored, scorer_set, primary="ensemble")
-    assert set(report.summary) == {"set/tool_output", "all/tool_output"}
+    assert set(report.summary) == {"set/tool_output", "all/tool_output", "comparison"}
+    # Side by side: every shown scorer's recall at 5% FPR and AUC per kind, in the table and the JSON.
+    assert set(report.summary["comparison"]["tool_output"]) == {"first", "second", "slow", "ensemble"}
+    assert report.summary["comparison"]["tool_output"]["slow"]["auc"] == 1.0
+    assert any("side by side" in line for line in report.lines)
     figures = report.metrics[("all", "tool_output", "ensemble")]
     assert (figures.precision, figures.recall, figures.fpr, figures.auc) == (1.0, 0.5, 0.0, 1.0)
     assert report.fast_scorers == ["first", "second"]

@@ -227,6 +227,7 @@ def test_a_score_is_a_probability_read_from_the_answer_logits(scorer: SLMScorer)
         "truncated",
         "dropped_tokens",
         "p_unsafe",
+        "threshold",
         "logit_safe",
         "logit_unsafe",
     }
