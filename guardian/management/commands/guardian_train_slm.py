@@ -16,6 +16,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from guardian.evaluation import DatasetError, default_files, table
 
+# Options that count something: each must be at least 1 when given.
+COUNTS = ("epochs", "limit", "vocab_size", "embedding", "layers", "heads", "feed_forward", "context_length", "threads")
+
 
 class Command(BaseCommand):
     help = "Train the guardian SLM on labelled JSON Lines and write guardian/models/warden-guardian.gguf."
@@ -43,37 +46,10 @@ class Command(BaseCommand):
         files = [Path(name) for name in options["files"]] or default_files()
         if not files:
             raise CommandError("No labelled files given and none found in ../shared/eval/*.jsonl.")
-        chosen = {
-            key: options[key]
-            for key in (
-                "output",
-                "epochs",
-                "limit",
-                "vocab_size",
-                "embedding",
-                "layers",
-                "heads",
-                "feed_forward",
-                "context_length",
-                "threads",
-                "file_type",
-            )
-            if options.get(key) is not None
-        }
-        for key in (
-            "epochs",
-            "vocab_size",
-            "embedding",
-            "layers",
-            "heads",
-            "feed_forward",
-            "context_length",
-            "threads",
-        ):
+        chosen = {key: options[key] for key in (*COUNTS, "output", "file_type") if options.get(key) is not None}
+        for key in COUNTS:
             if key in chosen and chosen[key] < 1:
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1.")
-        if "limit" in chosen and chosen["limit"] < 1:
-            raise CommandError("--limit must be at least 1.")
         config = SLMConfig(files=tuple(files), seed=options["seed"], **chosen)
         try:
             result = train(config, progress=self.stdout.write)
