@@ -42,9 +42,11 @@ def load_demo_guardian(actor: Actor) -> None:
     registry_services.agent_transition(actor=actor, agent=agent, to=AgentStatus.ACTIVE)
     guardian = Guardian.objects.create(
         agent=agent,
-        # The SLM (guardian/models/warden-guardian.gguf, scored after results in Celery) at half
-        # weight: alone it never reaches the flag threshold, beside another scorer's evidence it does.
-        scorers={"content": 1.0, "classifier": 1.0, "slm": 0.5, "behaviour": 0.5},
+        # The SLM (guardian/models/warden-guardian.gguf, scored after results in Celery) is advisory
+        # here: on this AML fleet, a world its training data lacks, it judges some benign report
+        # outputs unsafe (P ~0.95), so at 0.3 it shows its score and adds to strong evidence but
+        # never flags, escalates or quarantines on its own or beside a weak classifier score.
+        scorers={"content": 1.0, "classifier": 1.0, "slm": 0.3, "behaviour": 0.5},
         # A human is asked when the evidence is strong, the circuit breaker trips when it is
         # overwhelming (an injected instruction obeyed, a secret mailed to a stranger).
         flag_threshold=0.6,

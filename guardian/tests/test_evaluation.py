@@ -302,7 +302,7 @@ def test_the_ensemble_with_the_slm_adds_the_slm_to_the_fast_scorers():
     )
     scored = score_rows(rows, scorer_set)
     assert [item.outcomes["ensemble"].value for item in scored] == pytest.approx([0.2, 0.1])
-    # The SLM weighs 0.5 there, as in the demo guardian.
+    # The SLM weighs 0.5 there.
     assert [item.outcomes["ensemble+slm"].value for item in scored] == pytest.approx([1 - 0.8 * 0.75, 1 - 0.9 * 0.7])
     assert [item.outcomes["ensemble+slm"].flagged for item in scored] == [True, True]
 
