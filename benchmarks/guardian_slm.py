@@ -54,6 +54,16 @@ def matmul_baseline_ms() -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
+def worst_latency(report: Any, scorer: str, percentile: str) -> float | None:
+    """The scorer's highest `p50_ms` / `p99_ms` over the kinds, all files pooled."""
+    values = [
+        getattr(figures, percentile)
+        for (place, _, name), figures in report.metrics.items()
+        if place == "all" and name == scorer and getattr(figures, percentile) is not None
+    ]
+    return max(values, default=None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("files", nargs="*", help="labelled JSON Lines files (default: ../shared/eval/*.jsonl)")
@@ -102,26 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                 if figures is not None:
                     results[f"{split}/{kind}/{name}/recall_at_5fpr"] = figures.recall_at_5fpr
                     results[f"{split}/{kind}/{name}/auc"] = figures.auc
-    latencies = [
-        figures.p99_ms for (place, _, name), figures in validation.metrics.items() if place == "all" and name == "slm"
-    ]
-    slm_p99 = max((value for value in latencies if value is not None), default=None)
-    classifier_p99 = max(
-        (
-            figures.p99_ms
-            for (place, _, name), figures in validation.metrics.items()
-            if place == "all" and name == "classifier" and figures.p99_ms is not None
-        ),
-        default=None,
-    )
-    slm_p50 = max(
-        (
-            figures.p50_ms
-            for (place, _, name), figures in validation.metrics.items()
-            if place == "all" and name == "slm" and figures.p50_ms is not None
-        ),
-        default=None,
-    )
+    slm_p99 = worst_latency(validation, "slm", "p99_ms")
+    slm_p50 = worst_latency(validation, "slm", "p50_ms")
+    classifier_p99 = worst_latency(validation, "classifier", "p99_ms")
     results |= {
         "slm_p99_ms": slm_p99,
         "slm_p50_ms": slm_p50,

@@ -18,7 +18,8 @@ an injection-like one high, deterministically. Everything else (feed-forward blo
 layers) is zero and passes the residual stream through unchanged.
 
 This module imports neither pytest nor Django, so tests anywhere (and benchmarks) can use it;
-it needs the `gguf` and `numpy` packages of requirements-dev.txt.
+it writes through `guardian.training.export`, which needs the `gguf` and `numpy` packages of
+requirements-dev.txt.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from guardian.training.export import Architecture, write_gguf
+from guardian.training.tokenizer import Vocabulary
 
 SPACE = "\u2581"  # sentencepiece's visible space, "▁"
 
@@ -105,8 +109,6 @@ def write_tiny_llama_gguf(
     sharper). `extra_words` become whole tokenizer pieces too. The same arguments always
     write the same bytes.
     """
-    import gguf  # a development dependency: only tests and benchmarks write models
-
     if n_embd % n_head:
         raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head}).")
     if not 0.0 < unsafe_share < 1.0:
@@ -132,32 +134,22 @@ def write_tiny_llama_gguf(
         unsafe_gain=unsafe_gain,
     )
 
-    path = Path(path)
-    writer = gguf.GGUFWriter(str(path), arch="llama")
-    writer.add_name("warden-tiny-llama")
-    writer.add_context_length(context_length)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layers)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_rope_dimension_count(n_embd // n_head)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(pieces)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_unk_token_id(0)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    for name, tensor in tensors.items():
-        writer.add_tensor(name, tensor)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    architecture = Architecture(
+        vocab_size=len(pieces),
+        context_length=context_length,
+        embedding=n_embd,
+        layers=n_layers,
+        heads=n_head,
+        feed_forward=n_ff,
+    )
+    return write_gguf(
+        path,
+        architecture=architecture,
+        vocabulary=Vocabulary(tuple(pieces), tuple(scores), tuple(types)),
+        tensors=tensors,
+        metadata={},
+        name="warden-tiny-llama",
+    )
 
 
 def _vocabulary(words: Iterable[str]) -> tuple[list[str], list[float], list[int]]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -42,13 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from guardian.evaluation import EvalRow, evenly_spaced, read_rows, recall_at_fpr, roc_auc
+from guardian.evaluation import EvalRow, confusion, evenly_spaced, read_rows, recall_at_fpr, roc_auc
 from guardian.scorers import slm as slm_scorer
 from guardian.scorers.base import SubjectKind
 from guardian.training.export import Architecture, read_gguf, write_gguf
 from guardian.training.split import TRAIN, VALIDATION, build_split, split_of
 from guardian.training.tokenizer import SpmTokenizer, TokenizerBackend, Vocabulary, learn_vocabulary
-from guardian.training.train import Example, augment, example_weights, to_example
+from guardian.training.train import Example, augment, example_weights, pick_threshold, to_example
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "warden-guardian.gguf"
 MODEL_NAME = "warden-guardian"
@@ -413,7 +412,7 @@ def losses(
 def answer_margins(
     model: GuardianLM, items: Sequence[Encoded], answers: tuple[int, int], batch_tokens: int
 ) -> list[float]:
-    """logit(" unsafe") - logit(" safe") after each item's prompt, in order: P(unsafe) is its sigmoid."""
+    """logit(" unsafe") - logit(" safe") after each item's prompt, in order: P(unsafe) is its logistic."""
     model.eval()
     margins = [0.0] * len(items)
     index_of = {id(item): index for index, item in enumerate(items)}
@@ -424,10 +423,6 @@ def answer_margins(
         for item, value in zip(group, difference.tolist(), strict=True):
             margins[index_of[id(item)]] = float(value)
     return margins
-
-
-def sigmoid(value: float) -> float:
-    return 1.0 / (1.0 + math.exp(-value)) if value >= 0 else math.exp(value) / (1.0 + math.exp(value))
 
 
 def fit_temperature(margins: Sequence[float], labels: Sequence[bool]) -> float:
@@ -452,17 +447,6 @@ def fit_temperature(margins: Sequence[float], labels: Sequence[bool]) -> float:
     return best
 
 
-def pick_threshold(values: Sequence[float], labels: Sequence[bool], target_fpr: float) -> float:
-    """The lowest threshold flagging at most `target_fpr` of the negatives (values >= threshold flag)."""
-    negatives = sorted((value for value, label in zip(values, labels, strict=True) if not label), reverse=True)
-    if not negatives:
-        return 0.5
-    allowed = math.floor(target_fpr * len(negatives))
-    # Flag strictly above the (allowed+1)-th highest negative: at most `allowed` negatives flag.
-    boundary = negatives[min(allowed, len(negatives) - 1)]
-    return float(np.nextafter(boundary, 2.0))
-
-
 def kind_figures(
     kind: str, train: Sequence[Encoded], validation: Sequence[Encoded], values: Sequence[float], target_fpr: float
 ) -> KindFigures:
@@ -474,19 +458,11 @@ def kind_figures(
         return figures
     kind_values, labels = [value for value, _ in pairs], [label for _, label in pairs]
     figures.validation_pos, figures.validation_neg = sum(labels), len(labels) - sum(labels)
-    figures.threshold = pick_threshold(kind_values, labels, target_fpr)
+    figures.threshold = pick_threshold(np.asarray(kind_values), np.asarray(labels), target_fpr)
     figures.recall_at_fpr = recall_at_fpr(labels, kind_values, target_fpr)
     figures.auc = roc_auc(labels, kind_values)
-    flags = [value >= figures.threshold for value in kind_values]
-    negatives = len(labels) - sum(labels)
-    if negatives:
-        figures.fpr_at_threshold = (
-            sum(flag and not label for flag, label in zip(flags, labels, strict=True)) / negatives
-        )
-    if sum(labels):
-        figures.recall_at_threshold = sum(flag and label for flag, label in zip(flags, labels, strict=True)) / sum(
-            labels
-        )
+    counts = confusion(labels, [value >= figures.threshold for value in kind_values])
+    figures.fpr_at_threshold, figures.recall_at_threshold = counts.fpr, counts.recall
     return figures
 
 
@@ -560,6 +536,7 @@ def train(config: SLMConfig, progress: Callable[[str], None] = lambda _line: Non
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, learning_rate)
     epochs: list[dict[str, float]] = []
+    margins: list[float] = []  # the validation split's answer margins after the latest epoch
     for epoch in range(config.epochs):
         model.train()
         epoch_started = time.perf_counter()
@@ -574,7 +551,8 @@ def train(config: SLMConfig, progress: Callable[[str], None] = lambda _line: Non
             schedule.step()
             answer_total += float(answer_loss)
             lm_total += float(lm_loss)
-        values = [sigmoid(m) for m in answer_margins(model, validation_items, answers, config.batch_tokens * 2)]
+        margins = answer_margins(model, validation_items, answers, config.batch_tokens * 2)
+        values = [slm_scorer.pair_probability(margin, 0.0) for margin in margins]
         figures = {
             kind.value: kind_figures(kind.value, train_items, validation_items, values, config.target_fpr)
             for kind in KINDS
@@ -594,11 +572,12 @@ def train(config: SLMConfig, progress: Callable[[str], None] = lambda _line: Non
             + f" ({record['seconds']:.0f} s)"
         )
 
-    margins = answer_margins(model, validation_items, answers, config.batch_tokens * 2)
+    if not epochs:
+        margins = answer_margins(model, validation_items, answers, config.batch_tokens * 2)
     temperature = fit_temperature(margins, [item.anomalous for item in validation_items])
     with torch.no_grad():
         model.output.weight.div_(temperature)
-    values = [sigmoid(margin / temperature) for margin in margins]
+    values = [slm_scorer.pair_probability(margin / temperature, 0.0) for margin in margins]
     kinds = [kind_figures(kind.value, train_items, validation_items, values, config.target_fpr) for kind in KINDS]
     progress(f"temperature {temperature:.2f} (fitted on the validation split; the output layer is divided by it)")
     metadata: dict[str, Any] = {
@@ -651,10 +630,6 @@ def data_digest(files: Sequence[Path]) -> str:
         digest.update(Path(path).name.encode())
         digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
     return digest.hexdigest()
-
-
-def threads_available() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 __all__ = [

@@ -261,9 +261,7 @@ class TokenizerBackend:
     def __init__(self, tokenizer: SpmTokenizer, context_length: int, name: str = "training tokenizer") -> None:
         self.tokenizer = tokenizer
         self.context_length = context_length
-        self.vocab_size = len(tokenizer.vocabulary)
         self.name = name
-        self.metadata: dict[str, object] = {}
 
     def tokenize(self, text: str, *, continuation: bool = False) -> list[int]:
         return self.tokenizer.encode(text, continuation=continuation)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from sdk_fake_warden import FakeWarden, Reply, decision, fake_warden
+from sdk_fake_warden import FakeWarden, Reply, decision
 
 from warden_sdk import (
     ApprovalTimeout,
@@ -24,12 +24,6 @@ from warden_sdk import (
 )
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
-
-
-@pytest.fixture
-def warden() -> Iterator[FakeWarden]:
-    with fake_warden() as server:
-        yield server
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from langchain_core.tools import StructuredTool, ToolException, tool
-from sdk_fake_warden import FakeWarden, Reply, decision, fake_warden
+from sdk_fake_warden import FakeWarden, Reply, decision
 
 from warden_sdk import RetryPolicy, WardenClient, WardenUnavailable
 from warden_sdk.integrations.langchain import governed_tool
@@ -24,12 +24,6 @@ async def _lookup(case: str) -> str:
 
 
 lookup = StructuredTool.from_function(coroutine=_lookup, name="lookup", description="Read a case's alerts.")
-
-
-@pytest.fixture
-def warden() -> Iterator[FakeWarden]:
-    with fake_warden() as server:
-        yield server
 
 
 @pytest.fixture
