@@ -8,7 +8,7 @@ nothing is parsed. Subjects too long for the context keep their head and tail. T
 through `guardian.runtime`, one per process.
 
 Models trained here (`guardian.training.slm`) say in their GGUF metadata which prompt they were
-trained on (`warden.guardian.prompt_format`: the compact `warden-v1`) and the thresholds
+trained on (`warden.guardian.prompt_format`: the compact `warden-v1` or `warden-v2`) and the thresholds
 calibrated for each subject kind (`warden.guardian.threshold.<kind>`); any other model gets the
 Llama-Guard prompt and WARDEN_GUARDIAN_SLM_THRESHOLD (0.5 when unset).
 """
@@ -37,6 +37,9 @@ DEFAULT_THRESHOLD = 0.5  # for models that bring no calibrated thresholds
 
 LLAMA_GUARD = "llama-guard"
 WARDEN_V1 = "warden-v1"
+WARDEN_V2 = "warden-v2"  # warden-v1 plus, for a tool call, what of the call the task names
+COMPACT_FORMATS = (WARDEN_V1, WARDEN_V2)
+RELATION_NAMES = 6  # at most this many names on a relation line
 PROMPT_FORMAT_KEY = "warden.guardian.prompt_format"
 THRESHOLD_KEY = "warden.guardian.threshold."  # + subject kind
 
@@ -205,9 +208,9 @@ def model_metadata(backend: ModelBackend) -> Mapping[str, Any]:
 
 
 def build_prompt(subject: Subject, prompt_format: str = LLAMA_GUARD) -> list[PromptPart]:
-    """The prompt for `subject` in the model's format: Llama-Guard style, or the compact `warden-v1`."""
-    if prompt_format == WARDEN_V1:
-        return build_compact_prompt(subject)
+    """The prompt for `subject` in the model's format: Llama-Guard style, or a compact `warden-v*`."""
+    if prompt_format in COMPACT_FORMATS:
+        return build_compact_prompt(subject, relations=prompt_format == WARDEN_V2)
     if prompt_format != LLAMA_GUARD:
         raise ScorerUnavailable(
             f"The guardian model asks for the prompt format {prompt_format!r}, which Warden does not know."
@@ -215,12 +218,18 @@ def build_prompt(subject: Subject, prompt_format: str = LLAMA_GUARD) -> list[Pro
     return build_llama_guard_prompt(subject)
 
 
-def build_compact_prompt(subject: Subject) -> list[PromptPart]:
-    """The `warden-v1` prompt of the models trained here: the subject and its context, one field per line.
+def build_compact_prompt(subject: Subject, *, relations: bool = False) -> list[PromptPart]:
+    """The compact prompt of the models trained here: the subject and its context, one field per line.
 
     It ends where the model answers " safe" or " unsafe". It carries only what the training data
     holds (the agent's role, the task of a call, the tool and its arguments, the text); a longer
     policy would cost every evaluation tokens the model never learnt to read.
+
+    `warden-v2` (`relations`) adds two lines to a tool call, computed from the call and its task:
+    which words of the tool's name the task uses, and which arguments' values the task names.
+    Whether a call belongs to its task is a relation between two texts, which a model of a few
+    million parameters does not learn to read off them from a few hundred calls; written out,
+    it is two short lines the model can weigh.
     """
     agent = subject.agent
     head = {
@@ -239,6 +248,12 @@ def build_compact_prompt(subject: Subject) -> list[PromptPart]:
             PromptPart("\nArguments:"),
             _field(arguments, "none"),
         ]
+        if relations:
+            task = subject.text or subject.purpose
+            parts += [
+                PromptPart("\nTask uses call words: " + _names(tool_words_in_task(subject.tool or "", task))),
+                PromptPart("\nTask names values of: " + _names(arguments_in_task(subject.arguments, task))),
+            ]
     elif subject.kind is SubjectKind.TOOL_OUTPUT:
         parts += [
             PromptPart("\nTool:"),
@@ -251,6 +266,56 @@ def build_compact_prompt(subject: Subject) -> list[PromptPart]:
     else:
         parts += [PromptPart("\nMessage:"), _field(subject.text, "(empty)")]
     return [*parts, PromptPart("\nVerdict:")]
+
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_STEM = 4  # letters two words must share at their start to count as the same word
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words of a text or identifier (`GmailSendEmail`, `send_money` and prose alike)."""
+    return [word.lower() for word in _WORD.findall(text)]
+
+
+def tool_words_in_task(tool: str, task: str) -> list[str]:
+    """The words (3+ letters) of a tool's name that the task uses, compared by their first letters."""
+    stems = {word[:_STEM] for word in _words(task) if len(word) >= 3}
+    found: list[str] = []
+    for word in _words(tool):
+        if len(word) >= 3 and word[:_STEM] in stems and word not in found:
+            found.append(word)
+    return found
+
+
+def arguments_in_task(arguments: Mapping[str, Any] | None, task: str) -> list[str]:
+    """The arguments whose value the task names: a string or number appearing in it, or most words of a text."""
+    if not arguments:
+        return []
+    haystack = " ".join(task.lower().split())
+    task_words = set(_words(task))
+    named = []
+    for name, value in arguments.items():
+        if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
+            continue
+        text = _plain_number(value) if isinstance(value, int | float) else " ".join(str(value).lower().split())
+        if len(text) < 2:  # a single character appears in any text
+            continue
+        words = [word for word in _words(text) if len(word) >= 3]
+        if text in haystack or (len(words) >= 2 and sum(word in task_words for word in words) * 2 > len(words)):
+            named.append(str(name))
+    return named
+
+
+def _plain_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _names(names: Sequence[str]) -> str:
+    """A short list for a relation line; names come from the subject, so delimiters are defused."""
+    if not names:
+        return "none"
+    shown = [_DELIMITER.sub(r"(\1\2)", name)[:40] for name in names[:RELATION_NAMES]]
+    return ", ".join(shown) + (f" (+{len(names) - RELATION_NAMES})" if len(names) > RELATION_NAMES else "")
 
 
 def build_llama_guard_prompt(subject: Subject) -> list[PromptPart]:

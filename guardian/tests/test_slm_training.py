@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from guardian.runtime import CTransformersBackend
 from guardian.scorers import slm as slm_scorer
 from guardian.scorers.base import AgentContext, ScorerUnavailable, Subject, SubjectKind
 from guardian.scorers.slm import SLMScorer
-from guardian.training.export import read_gguf
+from guardian.training.export import read_gguf, write_gguf
 from guardian.training.split import VALIDATION, build_split, split_of
 from guardian.training.tokenizer import SPACE, SpmTokenizer, TokenizerBackend, Vocabulary, learn_vocabulary
 
@@ -35,12 +36,16 @@ torch = pytest.importorskip("torch")
 slm = pytest.importorskip("guardian.training.slm")
 
 SHIPPED = slm.MODEL_PATH
+# The issue's bound, met by the small model CI retrains (about 1e-5: its logits are small).
 PARITY_TOLERANCE = 1e-3
-# llama.cpp keeps its KV cache in f16 and reads softmax and SiLU from f16 tables, so plain f32
-# PyTorch differs from it in proportion to the logits' size: about 1e-3 on the shipped model,
-# whose logits reach ~2 (1e-5 on the tiny retrained one). PyTorch rounding the same way must
-# agree within PARITY_TOLERANCE.
-PLAIN_F32_TOLERANCE = 2e-3
+# llama.cpp keeps its KV cache in f16, rounds the other operand of an f16 product to f16 and reads
+# softmax and SiLU from f16 tables; PyTorch rounding the same way (`llama_cpp_numerics`) still
+# sums in another order, and a 1-ulp difference flips an f16 rounding now and then. Both gaps
+# grow with the logits' size (the shipped model's reach ~6) and the prompt's length. The worst
+# over 400 validation prompts (model card): at f32, 1.8e-3 rounded and 4.2e-3 plain; as shipped
+# in f16 (ggml also rounds the activations entering each product), 3.1e-3 and 8.6e-3. A wrong
+# layout or rotary convention moves logits by tenths.
+SHIPPED_TOLERANCES = {"f32": {"rounded": 2.5e-3, "plain": 5e-3}, "f16": {"rounded": 4e-3, "plain": 1e-2}}
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +99,48 @@ def test_the_compact_prompt_holds_the_subject_one_field_per_line_and_ends_at_the
     assert slm_scorer.render_prompt(message, slm_scorer.WARDEN_V1).endswith("\nMessage: Done.\nVerdict:")
     with pytest.raises(ScorerUnavailable, match="prompt format 'chatml'"):
         slm_scorer.build_prompt(message, "chatml")
+    # warden-v2 adds to a call what of it the task names; outputs and messages read as in v1.
+    assert slm_scorer.render_prompt(call, slm_scorer.WARDEN_V2).endswith(
+        'Arguments: {"to":"anna@example.com"}\nTask uses call words: none\nTask names values of: none\nVerdict:'
+    )
+    emailed = replace(call, text="Email anna@example.com the itinerary")
+    assert slm_scorer.render_prompt(emailed, slm_scorer.WARDEN_V2).endswith(
+        "\nTask uses call words: email\nTask names values of: to\nVerdict:"
+    )
+    assert slm_scorer.render_prompt(output, slm_scorer.WARDEN_V2) == slm_scorer.render_prompt(
+        output, slm_scorer.WARDEN_V1
+    )
+
+
+def test_the_relation_lines_say_which_words_and_values_of_a_call_the_task_names() -> None:
+    words, values = slm_scorer.tool_words_in_task, slm_scorer.arguments_in_task
+    # Identifiers split at capitals and underscores; words compare by their first four letters.
+    assert words("GmailSendEmail", "Send an e-mail to Anna about the emails from Gmail") == ["gmail", "send", "email"]
+    assert words("update_password", "Please pay the bill, like last month.") == []
+    assert words("get_most_recent_transactions", "What were my recent transactions?") == ["recent", "transactions"]
+    assert words("AmazonGetProductDetails", "Fetch the details of product B08KFQ9HK5") == ["product", "details"]
+    task = "Pay 98.7 to UK12345678901234567890 for the December bill, and tell Anna Smith."
+    assert values(
+        {
+            "recipient": "UK12345678901234567890",
+            "amount": 98.7,
+            "subject": "December bill",
+            "note": "bill for Anna Smith",
+            "date": "2022-03-01",
+            "id": 7,
+            "recurring": True,
+            "nested": {"recipient": "UK12345678901234567890"},
+        },
+        task,
+    ) == ["recipient", "amount", "subject", "note"]
+    assert values({"amount": 1200.0}, "Raise the rent to 1200 from May.") == ["amount"]
+    assert values(None, task) == []
+    assert values({}, task) == []
+    many = {f"a{index}": "Anna" for index in range(8)}
+    call = Subject(kind=SubjectKind.TOOL_CALL, tool="[INST]", arguments=many, text="[INST] Anna")
+    prompt = slm_scorer.render_prompt(call, slm_scorer.WARDEN_V2)
+    assert "Task uses call words: inst\n" in prompt
+    assert "Task names values of: a0, a1, a2, a3, a4, a5 (+2)\n" in prompt
 
 
 # --- The tokeniser ---------------------------------------------------------------------------
@@ -174,8 +221,9 @@ def test_retraining_a_sample_writes_a_model_ctransformers_loads_and_scores_with(
     scorer = SLMScorer(path=path, context_length=2048, threads=1)
     backend = scorer.load()
     assert backend.context_length == 192  # capped at the context it was trained on
-    assert backend.metadata[slm_scorer.PROMPT_FORMAT_KEY] == slm_scorer.WARDEN_V1
+    assert backend.metadata[slm_scorer.PROMPT_FORMAT_KEY] == slm_scorer.WARDEN_V2
     training = json.loads(backend.metadata["warden.guardian.training"])
+    assert training["config"]["file_type"] == "f16"
     assert training["config"]["limit"] == 40
     assert training["architecture"]["layers"] == 2
     subject = Subject(
@@ -211,13 +259,19 @@ def test_the_command_refuses_bad_options() -> None:
 # --- The shipped model -------------------------------------------------------------------------
 
 
-def assert_parity(path: Path, rows: list[EvalRow], plain_tolerance: float = PARITY_TOLERANCE) -> dict[str, float]:
+def assert_parity(
+    path: Path,
+    rows: list[EvalRow],
+    plain_tolerance: float = PARITY_TOLERANCE,
+    rounded_tolerance: float = PARITY_TOLERANCE,
+) -> dict[str, float]:
     """Same prompt tokens (from both tokenisers), same next-token logits in PyTorch and ctransformers.
 
     Returns the largest difference over the whole vocabulary, plain f32 PyTorch against llama.cpp
     and PyTorch rounding where llama.cpp rounds to f16 (`llama_cpp_numerics`), which is closer.
     """
-    model, tokenizer, _ = slm.load_model(path)
+    model, tokenizer, metadata = slm.load_model(path)
+    prompt_format = metadata[slm_scorer.PROMPT_FORMAT_KEY]
     context = model.architecture.context_length
     backend = CTransformersBackend(path, context_length=context)
     ours = TokenizerBackend(tokenizer, context)
@@ -227,7 +281,7 @@ def assert_parity(path: Path, rows: list[EvalRow], plain_tolerance: float = PARI
             subject = subject_for_row(row)
             if subject is None:
                 continue
-            parts = slm_scorer.build_prompt(subject, slm_scorer.WARDEN_V1)
+            parts = slm_scorer.build_prompt(subject, prompt_format)
             tokens = slm_scorer.encode_prompt(backend, parts).tokens
             assert slm_scorer.encode_prompt(ours, parts).tokens == tokens
             got = np.asarray(backend.next_token_logits(tokens), dtype=np.float32)
@@ -237,25 +291,38 @@ def assert_parity(path: Path, rows: list[EvalRow], plain_tolerance: float = PARI
                     worst[name] = max(worst[name], float(np.abs(expected - got).max()))
     finally:
         backend.close()
-    assert worst["llama_cpp_numerics"] < PARITY_TOLERANCE, worst
+    assert worst["llama_cpp_numerics"] < rounded_tolerance, worst
     assert worst["f32"] < plain_tolerance, worst
     return worst
 
 
-def test_shipped_model_gives_pytorchs_logits_through_ctransformers(eval_rows: list[EvalRow]) -> None:
+def test_shipped_model_gives_pytorchs_logits_through_ctransformers(eval_rows: list[EvalRow], tmp_path: Path) -> None:
+    """At f32 (the shipped weights written unrounded: f16 values are exact in f32) and as shipped, in f16."""
     stored = read_gguf(SHIPPED)
+    assert stored.file_type == "f16"
     split = json.loads(stored.metadata["warden.guardian.training"])["split"]
     validation = [row for row in eval_rows if row.kind != "trajectory" and split_of(row, split) == VALIDATION]
     sample = validation[:: max(1, len(validation) // 40)]
     assert {row.kind for row in sample} == {"tool_call", "tool_output", "agent_output"}
-    assert_parity(SHIPPED, sample, plain_tolerance=PLAIN_F32_TOLERANCE)
+    f32 = write_gguf(
+        tmp_path / "shipped-f32.gguf",
+        architecture=stored.architecture,
+        vocabulary=stored.vocabulary,
+        tensors=stored.tensors,
+        metadata=stored.metadata,
+        name=slm.MODEL_NAME,
+        file_type="f32",
+    )
+    assert read_gguf(f32).tensors["output.weight"].tobytes() == stored.tensors["output.weight"].tobytes()
+    for path, tolerance in ((f32, SHIPPED_TOLERANCES["f32"]), (SHIPPED, SHIPPED_TOLERANCES["f16"])):
+        assert_parity(path, sample, plain_tolerance=tolerance["plain"], rounded_tolerance=tolerance["rounded"])
 
 
 def test_shipped_model_is_small_and_carries_its_calibration(eval_rows: list[EvalRow]) -> None:
     assert SHIPPED.stat().st_size <= 20 * 1024 * 1024
     stored = read_gguf(SHIPPED)
     metadata = stored.metadata
-    assert metadata[slm_scorer.PROMPT_FORMAT_KEY] == slm_scorer.WARDEN_V1
+    assert metadata[slm_scorer.PROMPT_FORMAT_KEY] == slm_scorer.WARDEN_V2
     for kind in ("tool_call", "tool_output", "agent_output"):
         assert 0.0 < metadata[slm_scorer.THRESHOLD_KEY + kind] < 1.0
     training = json.loads(metadata["warden.guardian.training"])

@@ -137,8 +137,9 @@ class GGUFModel:
 
     architecture: Architecture
     vocabulary: Vocabulary
-    tensors: dict[str, np.ndarray]
+    tensors: dict[str, np.ndarray]  # as float32, whatever the file stores
     metadata: dict[str, Any]
+    file_type: str = "f32"  # "f16" when the matrices are stored at half precision
 
 
 def read_gguf(path: str | Path) -> GGUFModel:
@@ -174,4 +175,5 @@ def read_gguf(path: str | Path) -> GGUFModel:
     )
     tensors = {tensor.name: np.array(tensor.data, dtype=np.float32) for tensor in reader.tensors}
     metadata = {name: value(name) for name in reader.fields if name.startswith("warden.")}
-    return GGUFModel(architecture, vocabulary, tensors, metadata)
+    half = any(tensor.tensor_type == gguf.GGMLQuantizationType.F16 for tensor in reader.tensors)
+    return GGUFModel(architecture, vocabulary, tensors, metadata, "f16" if half else "f32")

@@ -84,7 +84,8 @@ class SLMConfig:
     target_fpr: float = 0.05
     threads: int = 2
     limit: int | None = None  # rows per file (a quick run on a sample)
-    file_type: str = "f32"
+    file_type: str = "f16"
+    prompt_format: str = slm_scorer.WARDEN_V2
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
@@ -184,10 +185,17 @@ class Block(nn.Module):
         self.ffn_down = nn.Linear(architecture.feed_forward, width, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, llama_cpp_numerics: bool = False
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        llama_cpp_numerics: bool = False,
+        half_inputs: bool = False,
     ) -> torch.Tensor:
+        """`half_inputs` (with `llama_cpp_numerics`): round each product's input as ggml does for f16 weights."""
         batch, length, width = x.shape
-        h = self.attn_norm(x)
+        rounded = _half if llama_cpp_numerics and half_inputs else _same
+        h = rounded(self.attn_norm(x))
 
         def heads(projection: nn.Linear) -> torch.Tensor:
             return projection(h).view(batch, length, self.heads, -1).transpose(1, 2)
@@ -197,14 +205,18 @@ class Block(nn.Module):
             attended = half_precision_attention(q, k, v)
         else:
             attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.dropout(self.attn_output(attended.transpose(1, 2).reshape(batch, length, width)))
-        h = self.ffn_norm(x)
+        x = x + self.dropout(self.attn_output(rounded(attended.transpose(1, 2).reshape(batch, length, width))))
+        h = rounded(self.ffn_norm(x))
         gate = half_precision_silu(self.ffn_gate(h)) if llama_cpp_numerics else F.silu(self.ffn_gate(h))
-        return x + self.dropout(self.ffn_down(gate * self.ffn_up(h)))
+        return x + self.dropout(self.ffn_down(rounded(gate * self.ffn_up(h))))
 
 
 def _half(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.float16).to(torch.float32)
+
+
+def _same(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
 def half_precision_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -216,13 +228,15 @@ def half_precision_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) 
     the parity check uses it, to tell the file's layout (which must match exactly) from the
     engine's precision.
     """
-    scores = _half(q) @ _half(k).transpose(-1, -2) / math.sqrt(q.shape[-1])
+    scale = torch.tensor(1.0 / math.sqrt(q.shape[-1]), dtype=torch.float32)  # ggml multiplies by 1.0f/sqrtf(d)
+    scores = (_half(q) @ _half(k).transpose(-1, -2)) * scale
     length = q.shape[-2]
     mask = torch.ones(length, length, dtype=torch.bool).triu(1)
     scores = scores.masked_fill(mask, float("-inf"))
     shifted = scores - scores.max(dim=-1, keepdim=True).values
     exps = torch.where(mask, torch.zeros(()), _half(torch.exp(_half(shifted))))
-    weights = (exps.double() / exps.double().sum(dim=-1, keepdim=True)).float()
+    # ggml sums in double, then scales the f32 row by (float)(1.0 / sum).
+    weights = exps * (1.0 / exps.double().sum(dim=-1, keepdim=True)).float()
     return _half(weights) @ _half(v)
 
 
@@ -237,6 +251,9 @@ class GuardianLM(nn.Module):
     def __init__(self, architecture: Architecture, dropout: float = 0.0) -> None:
         super().__init__()
         self.architecture = architecture
+        # The file type the weights come from: with f16 matrices, ggml rounds each product's other
+        # operand to f16 as well (the parity check's `llama_cpp_numerics` follows it).
+        self.file_type = "f32"
         self.token_embd = nn.Embedding(architecture.vocab_size, architecture.embedding)
         self.embedding_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(architecture, dropout) for _ in range(architecture.layers))
@@ -254,9 +271,11 @@ class GuardianLM(nn.Module):
 
     def hidden(self, tokens: torch.Tensor, llama_cpp_numerics: bool = False) -> torch.Tensor:
         x = self.embedding_dropout(self.token_embd(tokens))
+        half_inputs = self.file_type == "f16"
         for block in self.blocks:
-            x = block(x, self.cos, self.sin, llama_cpp_numerics)
-        return self.output_norm(x)
+            x = block(x, self.cos, self.sin, llama_cpp_numerics, half_inputs)
+        hidden = self.output_norm(x)
+        return _half(hidden) if llama_cpp_numerics and half_inputs else hidden
 
     def forward(self, tokens: torch.Tensor, llama_cpp_numerics: bool = False) -> torch.Tensor:
         """Logits at every position: (batch, time, vocabulary); see `half_precision_attention` for the flag."""
@@ -279,12 +298,27 @@ def load_model(path: str | Path) -> tuple[GuardianLM, SpmTokenizer, dict[str, An
     """A model file read back into PyTorch (the parity check): the model, its tokeniser, its metadata."""
     stored = read_gguf(path)
     model = GuardianLM(stored.architecture)
+    model.file_type = stored.file_type
     weights = {name: torch.from_numpy(array) for name, array in stored.tensors.items()}
     with torch.no_grad():
         for name, parameter in model.gguf_parameters().items():
             parameter.copy_(weights[name].reshape(parameter.shape))
     model.eval()
     return model, SpmTokenizer(stored.vocabulary), stored.metadata
+
+
+def round_to_file_type(model: nn.Module, file_type: str) -> None:
+    """Round the weights the file stores at half precision to the values it will hold (f32: unchanged).
+
+    The GGUF keeps the norms' weights in f32 (llama.cpp reads 1-D tensors as f32), so only the
+    matrices are rounded; a PyTorch model rounded this way holds exactly what the f16 file holds.
+    """
+    if file_type != "f16":
+        return
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim == 2:
+                parameter.copy_(parameter.half().float())
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -321,21 +355,25 @@ def swap_roles(examples: Sequence[Example], share: float, seed: int) -> list[Exa
     return swapped
 
 
-def prompt_text(example: Example) -> str:
-    return slm_scorer.render_prompt(example.subject, slm_scorer.WARDEN_V1)
+def prompt_text(example: Example, prompt_format: str) -> str:
+    return slm_scorer.render_prompt(example.subject, prompt_format)
 
 
-def build_vocabulary(examples: Sequence[Example], size: int) -> Vocabulary:
-    texts = [prompt_text(example)[:VOCAB_TEXT_CHARS] for example in examples]
+def build_vocabulary(examples: Sequence[Example], size: int, prompt_format: str) -> Vocabulary:
+    texts = [prompt_text(example, prompt_format)[:VOCAB_TEXT_CHARS] for example in examples]
     return learn_vocabulary(texts, size, required=ANSWERS)
 
 
 def encode(
-    examples: Sequence[Example], backend: TokenizerBackend, weights: Sequence[float], answers: tuple[int, int]
+    examples: Sequence[Example],
+    backend: TokenizerBackend,
+    weights: Sequence[float],
+    answers: tuple[int, int],
+    prompt_format: str,
 ) -> list[Encoded]:
     encoded = []
     for example, weight in zip(examples, weights, strict=True):
-        prompt = slm_scorer.encode_prompt(backend, slm_scorer.build_prompt(example.subject, slm_scorer.WARDEN_V1))
+        prompt = slm_scorer.encode_prompt(backend, slm_scorer.build_prompt(example.subject, prompt_format))
         encoded.append(
             Encoded(
                 tokens=prompt.tokens,
@@ -487,12 +525,12 @@ def train(config: SLMConfig, progress: Callable[[str], None] = lambda _line: Non
         f"{len(validation)} validation rows"
     )
 
-    vocabulary = build_vocabulary(examples, config.vocab_size)
+    vocabulary = build_vocabulary(examples, config.vocab_size, config.prompt_format)
     tokenizer = SpmTokenizer(vocabulary)
     backend = TokenizerBackend(tokenizer, config.context_length)
     answers = answer_ids(tokenizer)
-    train_items = encode(examples, backend, example_weights(examples).tolist(), answers)
-    validation_items = encode(validation, backend, [1.0] * len(validation), answers)
+    train_items = encode(examples, backend, example_weights(examples).tolist(), answers, config.prompt_format)
+    validation_items = encode(validation, backend, [1.0] * len(validation), answers, config.prompt_format)
     token_counts = [len(item.tokens) for item in train_items]
     tokenizer_figures = {
         "vocabulary": len(vocabulary),
@@ -572,16 +610,21 @@ def train(config: SLMConfig, progress: Callable[[str], None] = lambda _line: Non
             + f" ({record['seconds']:.0f} s)"
         )
 
-    if not epochs:
+    if config.file_type == "f16":
+        # Calibrate the weights the file will hold: rounded to half precision.
+        round_to_file_type(model, config.file_type)
+        margins = answer_margins(model, validation_items, answers, config.batch_tokens * 2)
+    elif not epochs:
         margins = answer_margins(model, validation_items, answers, config.batch_tokens * 2)
     temperature = fit_temperature(margins, [item.anomalous for item in validation_items])
     with torch.no_grad():
         model.output.weight.div_(temperature)
+    round_to_file_type(model, config.file_type)
     values = [slm_scorer.pair_probability(margin / temperature, 0.0) for margin in margins]
     kinds = [kind_figures(kind.value, train_items, validation_items, values, config.target_fpr) for kind in KINDS]
     progress(f"temperature {temperature:.2f} (fitted on the validation split; the output layer is divided by it)")
     metadata: dict[str, Any] = {
-        slm_scorer.PROMPT_FORMAT_KEY: slm_scorer.WARDEN_V1,
+        slm_scorer.PROMPT_FORMAT_KEY: config.prompt_format,
         **{slm_scorer.THRESHOLD_KEY + figure.kind: float(figure.threshold) for figure in kinds},
         "warden.guardian.training": json.dumps(
             {

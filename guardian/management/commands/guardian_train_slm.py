@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from guardian.evaluation import DatasetError, default_files, table
+from guardian.scorers import slm as slm_scorer
 
 # Options that count something: each must be at least 1 when given.
 COUNTS = ("epochs", "limit", "vocab_size", "embedding", "layers", "heads", "feed_forward", "context_length", "threads")
@@ -37,6 +38,9 @@ class Command(BaseCommand):
         parser.add_argument("--context-length", type=int, help="tokens the model reads (prompt and subject)")
         parser.add_argument("--threads", type=int, help="torch CPU threads (fixed for reproducibility)")
         parser.add_argument("--file-type", choices=("f32", "f16"), help="tensor type of the written matrices")
+        parser.add_argument(
+            "--prompt-format", choices=slm_scorer.COMPACT_FORMATS, help="the compact prompt the model learns to read"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -46,7 +50,8 @@ class Command(BaseCommand):
         files = [Path(name) for name in options["files"]] or default_files()
         if not files:
             raise CommandError("No labelled files given and none found in ../shared/eval/*.jsonl.")
-        chosen = {key: options[key] for key in (*COUNTS, "output", "file_type") if options.get(key) is not None}
+        named = (*COUNTS, "output", "file_type", "prompt_format")
+        chosen = {key: options[key] for key in named if options.get(key) is not None}
         for key in COUNTS:
             if key in chosen and chosen[key] < 1:
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1.")
