@@ -245,6 +245,8 @@ IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A
 CARD = re.compile(r"\d(?:[ -]?\d){12,18}")
 URL = re.compile(r"(?:https?://|www\.)[A-Za-z0-9.-]{1,253}(?::\d{1,5})?(?:[/?#][^\s'\"<>)\]]{0,500})?", re.IGNORECASE)
 ACCOUNT_NUMBER = re.compile(r"\d{2,6}(?:-\d{2,8}){1,4}|\d{8,17}")
+# A date or a time (ISO 8601), as in a "from"/"to" range: never a destination, though "to" names one.
+DATE_OR_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _CARD_FIRST_DIGITS = frozenset("23456")  # Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard, Discover
 
 
@@ -1088,6 +1090,8 @@ def destinations_in(path: tuple[str | int, ...], value: str) -> list[Destination
         found.append(Destination(pointer, "iban", compact.lower(), mask_account(compact)))
     if not found:
         compact = value.strip()
+        if DATE_OR_TIME.fullmatch(compact):
+            return found
         if ACCOUNT_NUMBER.fullmatch(compact):
             found.append(Destination(pointer, "account", compact.lower(), mask_account(compact)))
         elif 0 < len(compact) <= 100:
