@@ -301,9 +301,9 @@ class Metrics:
         return [
             str(self.n_pos),
             str(self.n_neg),
-            *(_cell(value, 3) for value in cells),
-            _cell(self.p50_ms, 3),
-            _cell(self.p99_ms, 3),
+            *(cell(value, 3) for value in cells),
+            cell(self.p50_ms, 3),
+            cell(self.p99_ms, 3),
         ]
 
     def summary(self) -> dict[str, float | None]:
@@ -331,7 +331,8 @@ def measure(
     )
 
 
-def _cell(value: float | None, digits: int) -> str:
+def cell(value: float | None, digits: int = 3) -> str:
+    """A figure for a table: `digits` decimals, or "-" when there is none."""
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -609,7 +610,7 @@ def _comparison(metrics: Mapping[tuple[str, str, str], Metrics], shown: Sequence
 def _pair(figures: Mapping[str, Any] | None) -> str:
     if not figures:
         return "-"
-    return f"{_cell(figures['recall_at_5fpr'], 3)} ({_cell(figures['auc'], 3)})"
+    return f"{cell(figures['recall_at_5fpr'], 3)} ({cell(figures['auc'], 3)})"
 
 
 def select_split(rows: Sequence[EvalRow], split: str) -> list[EvalRow]:

@@ -215,7 +215,7 @@ def text_features(text: str, prefix: str = "") -> set[str]:
 
 
 def tool_words(tool: str) -> list[str]:
-    """`GmailSendEmail` / `send_money` / `payments.transfer` -> their lower-cased words."""
+    """`GmailSendEmail` / `send_money` / `payments.transfer` -> their lower-cased words (prose too)."""
     return [word.lower() for word in _CAMEL.findall(tool.replace(".", " ").replace("_", " "))]
 
 

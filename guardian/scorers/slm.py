@@ -28,6 +28,7 @@ from core.conf import warden_settings
 from guardian import runtime
 from guardian.runtime import ModelBackend
 from guardian.scorers.base import BaseScorer, ScoreReason, ScorerUnavailable, Subject, SubjectKind
+from guardian.scorers.classifier import tool_words
 from guardian.scorers.registry import register
 
 CONTEXT_MARGIN = 8  # tokens left free at the end of the context
@@ -268,20 +269,14 @@ def build_compact_prompt(subject: Subject, *, relations: bool = False) -> list[P
     return [*parts, PromptPart("\nVerdict:")]
 
 
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _STEM = 4  # letters two words must share at their start to count as the same word
-
-
-def _words(text: str) -> list[str]:
-    """Lower-case words of a text or identifier (`GmailSendEmail`, `send_money` and prose alike)."""
-    return [word.lower() for word in _WORD.findall(text)]
 
 
 def tool_words_in_task(tool: str, task: str) -> list[str]:
     """The words (3+ letters) of a tool's name that the task uses, compared by their first letters."""
-    stems = {word[:_STEM] for word in _words(task) if len(word) >= 3}
+    stems = {word[:_STEM] for word in tool_words(task) if len(word) >= 3}
     found: list[str] = []
-    for word in _words(tool):
+    for word in tool_words(tool):
         if len(word) >= 3 and word[:_STEM] in stems and word not in found:
             found.append(word)
     return found
@@ -292,7 +287,7 @@ def arguments_in_task(arguments: Mapping[str, Any] | None, task: str) -> list[st
     if not arguments:
         return []
     haystack = " ".join(task.lower().split())
-    task_words = set(_words(task))
+    task_words = set(tool_words(task))
     named = []
     for name, value in arguments.items():
         if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
@@ -300,7 +295,7 @@ def arguments_in_task(arguments: Mapping[str, Any] | None, task: str) -> list[st
         text = _plain_number(value) if isinstance(value, int | float) else " ".join(str(value).lower().split())
         if len(text) < 2:  # a single character appears in any text
             continue
-        words = [word for word in _words(text) if len(word) >= 3]
+        words = [word for word in tool_words(text) if len(word) >= 3]
         if text in haystack or (len(words) >= 2 and sum(word in task_words for word in words) * 2 > len(words)):
             named.append(str(name))
     return named

@@ -29,14 +29,17 @@ FILE_TYPES = ("f32", "f16")
 
 @dataclass(frozen=True)
 class Architecture:
-    """The hyper-parameters llama.cpp reads from the file (and the trainer builds the model from)."""
+    """The hyper-parameters llama.cpp reads from the file (and the trainer builds the model from).
+
+    The shipped model's shape is `guardian.training.slm.SLMConfig`'s defaults.
+    """
 
     vocab_size: int
-    context_length: int = 256
-    embedding: int = 192
-    layers: int = 4
-    heads: int = 2
-    feed_forward: int = 512
+    context_length: int
+    embedding: int
+    layers: int
+    heads: int
+    feed_forward: int
     rms_epsilon: float = 1e-5
     rope_base: float = 10000.0
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from guardian.evaluation import DatasetError, Metrics, table
+from guardian.evaluation import DatasetError, Metrics, cell, table
 from guardian.scorers import classifier
 
 
@@ -83,4 +83,4 @@ def _cells(figures: Metrics | None) -> list[str]:
         figures.recall_at_1fpr,
         figures.recall_at_5fpr,
     ]
-    return [str(figures.n_pos), str(figures.n_neg), *("-" if v is None else f"{v:.3f}" for v in values)]
+    return [str(figures.n_pos), str(figures.n_neg), *(cell(value) for value in values)]

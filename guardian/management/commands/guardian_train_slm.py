@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from guardian.evaluation import DatasetError, default_files, table
+from guardian.evaluation import DatasetError, cell, default_files, table
 from guardian.scorers import slm as slm_scorer
 
 # Options that count something: each must be at least 1 when given.
@@ -70,11 +70,11 @@ class Command(BaseCommand):
                 str(figures.train_neg),
                 str(figures.validation_pos),
                 str(figures.validation_neg),
-                _cell(figures.auc),
-                _cell(figures.recall_at_fpr),
-                _cell(figures.threshold, 4),
-                _cell(figures.recall_at_threshold),
-                _cell(figures.fpr_at_threshold),
+                cell(figures.auc),
+                cell(figures.recall_at_fpr),
+                cell(figures.threshold, 4),
+                cell(figures.recall_at_threshold),
+                cell(figures.fpr_at_threshold),
             ]
             for figures in result.kinds
         ]
@@ -100,7 +100,3 @@ class Command(BaseCommand):
             f"\nWrote {result.output} ({result.size_bytes / 1e6:.1f} MB, {result.parameters:,} parameters, "
             f"sha256 {result.sha256[:16]}…) in {result.seconds / 60:.1f} min."
         )
-
-
-def _cell(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
