@@ -146,12 +146,12 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-def rotary_tables(architecture: Architecture) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin per (position, pair) for rotating adjacent pairs (ggml's normal rope mode).
+def rotary_angles(architecture: Architecture) -> np.ndarray:
+    """The rotary angle per (position, pair), float32, as ggml computes it.
 
-    The angles are computed as ggml computes them, in float32: theta starts at the position and
-    is multiplied by powf(base, -2/dims) once per pair. Exact angles would differ from ggml's by
-    up to ~1e-3 radians at the end of the context, enough to move the logits by as much.
+    theta starts at the position and is multiplied by powf(base, -2/dims) once per pair. Exact
+    angles would differ from ggml's by up to ~1e-3 radians at the end of the context, enough to
+    move the logits by as much.
     """
     pairs = architecture.head_dim // 2
     scale = np.power(np.float32(architecture.rope_base), np.float32(-2.0) / np.float32(architecture.head_dim))
@@ -159,6 +159,12 @@ def rotary_tables(architecture: Architecture) -> tuple[torch.Tensor, torch.Tenso
     theta[:, 0] = np.arange(architecture.context_length, dtype=np.float32)
     for pair in range(1, pairs):
         theta[:, pair] = theta[:, pair - 1] * scale
+    return theta
+
+
+def rotary_tables(architecture: Architecture) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin per (position, pair) for rotating adjacent pairs (ggml's normal rope mode)."""
+    theta = rotary_angles(architecture)
     return torch.from_numpy(np.cos(theta)), torch.from_numpy(np.sin(theta))
 
 
@@ -184,65 +190,18 @@ class Block(nn.Module):
         self.ffn_up = nn.Linear(width, architecture.feed_forward, bias=False)
         self.ffn_down = nn.Linear(architecture.feed_forward, width, bias=False)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        llama_cpp_numerics: bool = False,
-        half_inputs: bool = False,
-    ) -> torch.Tensor:
-        """`half_inputs` (with `llama_cpp_numerics`): round each product's input as ggml does for f16 weights."""
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
-        rounded = _half if llama_cpp_numerics and half_inputs else _same
-        h = rounded(self.attn_norm(x))
+        h = self.attn_norm(x)
 
         def heads(projection: nn.Linear) -> torch.Tensor:
             return projection(h).view(batch, length, self.heads, -1).transpose(1, 2)
 
         q, k, v = rotate(heads(self.attn_q), cos, sin), rotate(heads(self.attn_k), cos, sin), heads(self.attn_v)
-        if llama_cpp_numerics:
-            attended = half_precision_attention(q, k, v)
-        else:
-            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.dropout(self.attn_output(rounded(attended.transpose(1, 2).reshape(batch, length, width))))
-        h = rounded(self.ffn_norm(x))
-        gate = half_precision_silu(self.ffn_gate(h)) if llama_cpp_numerics else F.silu(self.ffn_gate(h))
-        return x + self.dropout(self.ffn_down(rounded(gate * self.ffn_up(h))))
-
-
-def _half(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.to(torch.float16).to(torch.float32)
-
-
-def _same(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
-
-
-def half_precision_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal attention rounded where llama.cpp (ggml, September 2023) rounds.
-
-    Its KV cache holds keys and values as f16; ggml rounds the other operand of an f16 matrix
-    product (the queries, then the attention weights) to f16 too and accumulates in f32; its
-    softmax reads exp from an f16 table (`table_exp_f16[f16(x - max)]`) and sums in double. Only
-    the parity check uses it, to tell the file's layout (which must match exactly) from the
-    engine's precision.
-    """
-    scale = torch.tensor(1.0 / math.sqrt(q.shape[-1]), dtype=torch.float32)  # ggml multiplies by 1.0f/sqrtf(d)
-    scores = (_half(q) @ _half(k).transpose(-1, -2)) * scale
-    length = q.shape[-2]
-    mask = torch.ones(length, length, dtype=torch.bool).triu(1)
-    scores = scores.masked_fill(mask, float("-inf"))
-    shifted = scores - scores.max(dim=-1, keepdim=True).values
-    exps = torch.where(mask, torch.zeros(()), _half(torch.exp(_half(shifted))))
-    # ggml sums in double, then scales the f32 row by (float)(1.0 / sum).
-    weights = exps * (1.0 / exps.double().sum(dim=-1, keepdim=True)).float()
-    return _half(weights) @ _half(v)
-
-
-def half_precision_silu(x: torch.Tensor) -> torch.Tensor:
-    """ggml's SiLU: `table_silu_f16[f16(x)]`, an f16 result for an f16 argument."""
-    return _half(F.silu(_half(x)))
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.dropout(self.attn_output(attended.transpose(1, 2).reshape(batch, length, width)))
+        h = self.ffn_norm(x)
+        return x + self.dropout(self.ffn_down(F.silu(self.ffn_gate(h)) * self.ffn_up(h)))
 
 
 class GuardianLM(nn.Module):
@@ -252,7 +211,7 @@ class GuardianLM(nn.Module):
         super().__init__()
         self.architecture = architecture
         # The file type the weights come from: with f16 matrices, ggml rounds each product's other
-        # operand to f16 as well (the parity check's `llama_cpp_numerics` follows it).
+        # operand to f16 as well (the parity reference, `guardian.training.llama_cpp`, follows it).
         self.file_type = "f32"
         self.token_embd = nn.Embedding(architecture.vocab_size, architecture.embedding)
         self.embedding_dropout = nn.Dropout(dropout)
@@ -269,17 +228,15 @@ class GuardianLM(nn.Module):
             if name.endswith(("attn_output.weight", "ffn_down.weight")):
                 nn.init.normal_(parameter, std=0.02 / math.sqrt(2 * architecture.layers))
 
-    def hidden(self, tokens: torch.Tensor, llama_cpp_numerics: bool = False) -> torch.Tensor:
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embedding_dropout(self.token_embd(tokens))
-        half_inputs = self.file_type == "f16"
         for block in self.blocks:
-            x = block(x, self.cos, self.sin, llama_cpp_numerics, half_inputs)
-        hidden = self.output_norm(x)
-        return _half(hidden) if llama_cpp_numerics and half_inputs else hidden
+            x = block(x, self.cos, self.sin)
+        return self.output_norm(x)
 
-    def forward(self, tokens: torch.Tensor, llama_cpp_numerics: bool = False) -> torch.Tensor:
-        """Logits at every position: (batch, time, vocabulary); see `half_precision_attention` for the flag."""
-        return self.output(self.hidden(tokens, llama_cpp_numerics))
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits at every position: (batch, time, vocabulary)."""
+        return self.output(self.hidden(tokens))
 
     def gguf_parameters(self) -> dict[str, torch.Tensor]:
         """The parameters under their GGUF names ((out, in) order, as llama.cpp reads them)."""
