@@ -23,7 +23,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from guardian import runtime
-from guardian.evaluation import EvalRow, default_files, read_rows, subject_for_row
+from guardian.evaluation import SCORED_KINDS, EvalRow, default_files, read_rows, subject_for_row
 from guardian.runtime import CTransformersBackend
 from guardian.scorers import slm as slm_scorer
 from guardian.scorers.base import AgentContext, ScorerUnavailable, Subject, SubjectKind
@@ -297,7 +297,7 @@ def test_shipped_model_gives_pytorchs_logits_through_ctransformers(eval_rows: li
     # The longest subjects of each kind: the logits drift apart with the prompt's length.
     sample = [
         row
-        for kind in ("tool_call", "tool_output", "agent_output")
+        for kind in SCORED_KINDS
         for row in sorted(
             (row for row in validation if row.kind == kind),
             key=lambda row: -len(json.dumps([row.text, row.arguments])),

@@ -54,14 +54,9 @@ def last_logits(model: GuardianLM, tokens: Sequence[int]) -> torch.Tensor:
     kq_scale = torch.tensor(1.0, dtype=_F32) / _sqrtf(torch.tensor(width / heads, dtype=_F32))
     causal = torch.ones(count, count, dtype=torch.bool).triu(1)
     exp_table, silu_table = _tables()
-    weights = {name: tensor.detach() for name, tensor in model.gguf_parameters().items()}  # llama.cpp's names
-    x = weights["token_embd.weight"][torch.tensor(list(tokens))]
-    for index in range(architecture.layers):
-        block = {
-            name.split(".", 2)[2].removesuffix(".weight"): weights[name]
-            for name in weights
-            if name.startswith(f"blk.{index}.")
-        }
+    x = model.token_embd.weight.detach()[torch.tensor(list(tokens))]
+    for index, module in enumerate(model.blocks):
+        block = {name.removesuffix(".weight"): weight.detach() for name, weight in module.named_parameters()}
         queries = 1 if index == architecture.layers - 1 else count  # the last layer: the last position only
         h = into_weights(_rms_norm(x, architecture.rms_epsilon) * block["attn_norm"])
         k = _rope(_dot(h, block["attn_k"]).view(count, heads, head_dim), sines, cosines)
@@ -78,8 +73,8 @@ def last_logits(model: GuardianLM, tokens: Sequence[int]) -> torch.Tensor:
         h = into_weights(_rms_norm(x, architecture.rms_epsilon) * block["ffn_norm"])
         gate = _lookup(silu_table, _dot(h, block["ffn_gate"]))
         x = x + _dot(into_weights(gate * _dot(h, block["ffn_up"])), block["ffn_down"])
-    h = into_weights(_rms_norm(x, architecture.rms_epsilon) * weights["output_norm.weight"])
-    return _dot(h, weights["output.weight"])[0]
+    h = into_weights(_rms_norm(x, architecture.rms_epsilon) * model.output_norm.weight.detach())
+    return _dot(h, model.output.weight.detach())[0]
 
 
 # --- ggml's operations -----------------------------------------------------------------------------
@@ -141,11 +136,7 @@ def _fma(a64: torch.Tensor, b64: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 def _rms_norm(x: torch.Tensor, epsilon: float) -> torch.Tensor:
     """Float squares summed in double one by one; mean in float; `x * (1.0f / sqrtf(mean + eps))`."""
-    squares = (x * x).to(_F64)
-    total = torch.zeros(x.shape[0], dtype=_F64)
-    for column in range(x.shape[1]):
-        total = total + squares[:, column]
-    mean = (total / x.shape[1]).to(_F32)
+    mean = (_sum_in_order((x * x).to(_F64)) / x.shape[1]).to(_F32)
     scale = torch.tensor(1.0, dtype=_F32) / _sqrtf(mean + torch.tensor(epsilon, dtype=_F32))
     return x * scale[:, None]
 
@@ -153,11 +144,15 @@ def _rms_norm(x: torch.Tensor, epsilon: float) -> torch.Tensor:
 def _softmax(scores: torch.Tensor, mask: torch.Tensor, exp_table: torch.Tensor) -> torch.Tensor:
     """exp from the f16 table of f16(x - max), summed in double in order, scaled by (float)(1.0 / sum)."""
     exps = _lookup(exp_table, scores - scores.max(dim=1, keepdim=True).values).masked_fill(mask, 0.0)
-    wide = exps.to(_F64)
-    total = torch.zeros(scores.shape[0], dtype=_F64)
-    for column in range(scores.shape[1]):
-        total = total + wide[:, column]
-    return exps * (1.0 / total).to(_F32)[:, None]
+    return exps * (1.0 / _sum_in_order(exps.to(_F64))).to(_F32)[:, None]
+
+
+def _sum_in_order(rows: torch.Tensor) -> torch.Tensor:
+    """Each row's sum, one element after another, as ggml's double loops add (PyTorch's sum pairs them)."""
+    total = torch.zeros(rows.shape[0], dtype=rows.dtype)
+    for column in range(rows.shape[1]):
+        total = total + rows[:, column]
+    return total
 
 
 def _rope(x: torch.Tensor, sines: torch.Tensor, cosines: torch.Tensor) -> torch.Tensor:
